@@ -1,0 +1,370 @@
+"""The reference PPO trainer (lesson 04), readable top to bottom like the algorithm.
+
+    arguments (PPOConfig) -> make vectorized envs -> agent -> repeat:
+        1. collect a rollout of T steps from N envs with pi_theta_old     (collect_rollout)
+        2. GAE advantages and returns                                     (advantages_and_returns)
+        3. K epochs of shuffled minibatches on the PPO loss               (update)
+        4. log approx_kl, clip fraction, explained variance, entropy, SPS; evaluate greedily
+
+``compute_gae`` and ``ppo_loss`` are parameters of ``train``: lesson 04 trains with the learner's own.
+
+Episode ends with gymnasium 1.x vector envs (default NEXT_STEP autoreset). When an episode ends at
+step t, the observation returned by that step is still the episode's *final* observation; the env
+resets on the *next* call to ``step``, which ignores its action, returns reward 0 and the new
+episode's first observation. That "reset step" is not a transition, so the trainer
+  * marks it done (nothing is bootstrapped across it) and drops it from the loss (``Rollout.valid``);
+  * uses it for truncation: at the reset step the agent's observation is the final observation of
+    the cut episode, so V(final obs) is simply the value of the next row (or the rollout's last
+    value). A truncated step gets reward r_t + gamma * V(final obs) and done = 1; a terminated step
+    gets done = 1 and no bootstrap (the value of a terminal state is 0).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from .agent import ActorCritic, NumpyActor
+from .device import select_device
+from .gae import compute_gae as reference_gae
+from .losses import ppo_loss as reference_loss
+
+
+@dataclass
+class PPOConfig:
+    """Every knob of the trainer. Defaults solve CartPole-v1 in ~10-20k env steps."""
+
+    env_id: str = "CartPole-v1"  #: a gymnasium id with a Box observation and a Discrete action space
+    seed: int = 0  #: seeds torch, NumPy and the envs: same seed, same curve (on the CPU)
+    total_steps: int = 100_000  #: env steps over all envs (typical 50k-1M)
+    num_envs: int = 8  #: N parallel environments (4-64)
+    num_steps: int = 32  #: T steps per env per rollout; a rollout is N*T transitions (128-4096)
+    epochs: int = 10  #: K passes over each rollout (lesson: 4-10; 30 is the pitfall)
+    minibatch_size: int = 64  #: transitions per gradient step (32-4096)
+    lr: float = 1e-3  #: Adam learning rate (1e-4 - 3e-3)
+    anneal_lr: bool = True  #: decay the learning rate linearly to 0 over total_steps
+    gamma: float = 0.99  #: discount (0.95-0.999)
+    lam: float = 0.95  #: GAE lambda: 0 = one-step TD (biased), 1 = Monte Carlo (noisy)
+    eps: float = 0.2  #: clip range (lesson: 0.1-0.3; 0.5 is the pitfall)
+    c1: float = 0.5  #: value-loss coefficient
+    c2: float = 0.01  #: entropy-bonus coefficient (0 is the pitfall)
+    max_grad_norm: float = 0.5  #: clip the global gradient norm at this value
+    norm_adv: bool = True  #: normalise advantages per minibatch (zero mean, unit std)
+    hidden: int = 64  #: units per hidden layer of the actor and the critic
+    device: str = "auto"  #: where the update runs: auto | cpu | cuda (acting stays on the CPU)
+    torch_threads: int = 1  #: CPU threads for torch; small nets are fastest on one
+    eval_every: int = 2048  #: greedy evaluation every this many env steps (0: never)
+    eval_episodes: int = 20  #: episodes per greedy evaluation
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message naming the first bad value."""
+        positive = ("total_steps", "num_envs", "num_steps", "epochs", "minibatch_size", "lr", "hidden",
+                    "torch_threads", "eval_episodes")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("gamma", "lam"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        for name in ("eps", "c1", "c2", "max_grad_norm", "eval_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        select_device(self.device)
+
+
+@dataclass
+class Rollout:
+    """T steps of N envs, time first. ``valid`` is False on autoreset steps (not transitions)."""
+
+    obs: np.ndarray  #: [T, N, obs_dim] observation the action was chosen from
+    actions: np.ndarray  #: [T, N] action taken
+    rewards: np.ndarray  #: [T, N] reward received
+    terminated: np.ndarray  #: [T, N] the episode reached a terminal state at this step
+    truncated: np.ndarray  #: [T, N] the episode was cut by the time limit at this step
+    valid: np.ndarray  #: [T, N] False where the step was the env's reset, not a transition
+    next_obs: np.ndarray  #: [N, obs_dim] observation after the last step (for V(s_T))
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the agent, per-iteration logs, episodes and greedy evaluations."""
+
+    agent: ActorCritic
+    config: PPOConfig
+    logs: list[dict] = field(default_factory=list)  #: one row per iteration
+    episodes: list[tuple[int, float]] = field(default_factory=list)  #: (env step at end, return)
+    evals: list[dict] = field(default_factory=list)  #: step, mean, std, train_seconds, train_cpu_seconds
+
+    def solved_at(self, threshold: float = 475.0) -> int | None:
+        """Env steps at the first greedy evaluation with mean >= threshold (None if never)."""
+        return next((e["step"] for e in self.evals if e["mean"] >= threshold), None)
+
+
+class EpisodeTracker:
+    """Sums rewards per env and records (step, return) when an episode ends."""
+
+    def __init__(self, num_envs: int):
+        self.running = np.zeros(num_envs)
+        self.finished: list[tuple[int, float]] = []
+
+    def update(self, step: int, rewards: np.ndarray, ended: np.ndarray) -> None:
+        self.running += rewards
+        for ret in self.running[ended]:
+            self.finished.append((step, float(ret)))
+        self.running[ended] = 0.0
+
+
+def make_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+    """A gymnasium vector env: the native vectorized one when the env has it, else a sync wrapper.
+
+    Raises ValueError for an unknown id or an env the trainer cannot handle.
+    """
+    try:
+        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    except gym.error.Error as exc:
+        if "vector_entry_point" not in str(exc) and "vector entry point" not in str(exc):
+            raise ValueError(f"unknown environment {env_id!r}: {exc}") from None
+        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+    if not isinstance(env.single_action_space, gym.spaces.Discrete) or len(env.single_observation_space.shape) != 1:
+        env.close()
+        raise ValueError(f"environment {env_id!r} needs a flat Box observation and a Discrete action space")
+    return env
+
+
+def collect_rollout(env, actor: NumpyActor, obs: np.ndarray, prev_done: np.ndarray, num_steps: int,
+                    rng: np.random.Generator, tracker: EpisodeTracker, step: int) -> tuple[Rollout, np.ndarray]:
+    """Step ``env`` ``num_steps`` times with actions sampled from ``actor``; no torch involved.
+
+    ``prev_done`` (``[N]``, updated in place) says which envs ended on the previous step, so that
+    this step is their autoreset. Returns the rollout and the observation to continue from.
+    """
+    n = env.num_envs
+    shape = (num_steps, n)
+    r = Rollout(np.empty((*shape, obs.shape[1]), np.float32), np.empty(shape, np.int64), np.empty(shape, np.float32),
+                np.empty(shape, bool), np.empty(shape, bool), np.empty(shape, bool), obs)
+    for t in range(num_steps):
+        r.obs[t] = obs
+        r.valid[t] = ~prev_done
+        r.actions[t] = actor.sample(obs, rng)
+        obs, r.rewards[t], r.terminated[t], r.truncated[t], _ = env.step(r.actions[t])
+        np.logical_or(r.terminated[t], r.truncated[t], out=prev_done)
+        step += n
+        tracker.update(step, r.rewards[t], prev_done)
+    r.next_obs = obs
+    return r, obs
+
+
+def advantages_and_returns(rollout: Rollout, values: torch.Tensor, last_value: torch.Tensor, gamma: float,
+                           lam: float, compute_gae: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over the rollout with episode ends made explicit for ``compute_gae``.
+
+    ``values`` is ``[T, N]`` (V of each row's observation), ``last_value`` ``[N]``. Truncated steps
+    get ``gamma * V(final obs)`` added to their reward (V(final obs) is the next row's value, because
+    with NEXT_STEP autoreset the final observation is what the agent sees on the reset step).
+    ``dones`` = terminated | truncated | reset step, so nothing is bootstrapped across an episode end.
+    """
+    device = values.device
+    to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731 (a tiny local converter)
+    next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
+    truncated = to(rollout.truncated)
+    rewards = to(rollout.rewards) + gamma * next_values * truncated
+    dones = (to(rollout.terminated) | truncated | ~to(rollout.valid)).float()
+    return compute_gae(rewards, values, dones, last_value, gamma, lam)
+
+
+def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+           cfg: PPOConfig, ppo_loss: Callable, generator: torch.Generator) -> None:
+    """K epochs over ``batch`` (flat ``[B]`` tensors) in shuffled minibatches, one Adam step each."""
+    size = batch["obs"].shape[0]
+    for _ in range(cfg.epochs):
+        order = torch.randperm(size, generator=generator).to(batch["obs"].device)
+        for start in range(0, size, cfg.minibatch_size):
+            mb = {k: v[order[start:start + cfg.minibatch_size]] for k, v in batch.items()}
+            adv = mb["adv"]
+            if cfg.norm_adv and len(adv) > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            logp, entropy = agent.log_prob_entropy(mb["obs"], mb["actions"])
+            loss = ppo_loss(logp, mb["logp"], adv, agent.value(mb["obs"]), mb["returns"], entropy,
+                            eps=cfg.eps, c1=cfg.c1, c2=cfg.c2)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+
+
+@torch.no_grad()
+def diagnostics(agent: ActorCritic, batch: dict[str, torch.Tensor], eps: float) -> dict[str, float]:
+    """What practitioners read after an update, on the whole batch, old policy vs the updated one.
+
+    approx_kl = mean((r - 1) - log r) (an unbiased, non-negative KL(old||new) estimate);
+    clip_fraction = share of transitions with |r - 1| > eps; explained_variance = 1 - Var(R - V)/Var(R)
+    with the rollout's values (1: the critic predicts the returns, 0: no better than a constant).
+    """
+    logp, entropy = agent.log_prob_entropy(batch["obs"], batch["actions"])
+    log_ratio = logp - batch["logp"]
+    ratio = log_ratio.exp()
+    var_returns = batch["returns"].var()
+    explained = 1 - (batch["returns"] - batch["values"]).var() / var_returns if var_returns > 0 else torch.tensor(0.0)
+    return {"approx_kl": ((ratio - 1) - log_ratio).mean().item(),
+            "clip_fraction": ((ratio - 1).abs() > eps).float().mean().item(),
+            "explained_variance": float(explained), "entropy": entropy.mean().item()}
+
+
+def evaluate_greedy(actor: NumpyActor, env_id: str, episodes: int = 20, seed: int = 0) -> np.ndarray:
+    """Returns of ``episodes`` greedy episodes (argmax action), run side by side in one vector env."""
+    env = make_env(env_id, episodes)
+    obs, _ = env.reset(seed=seed)
+    returns, alive = np.zeros(episodes), np.ones(episodes, bool)
+    while alive.any():
+        obs, rewards, terminated, truncated, _ = env.step(actor.greedy(obs))
+        returns += rewards * alive
+        alive &= ~(terminated | truncated)
+    env.close()
+    return returns
+
+
+def prepare_batch(agent: ActorCritic, rollout: Rollout, cfg: PPOConfig, compute_gae: Callable,
+                  device: torch.device) -> dict[str, torch.Tensor]:
+    """The rollout as flat ``[B]`` tensors on ``device``, with log pi_old, V, GAE advantages, returns.
+
+    Values and old log-probabilities are computed here in one batched forward pass (cheaper than one
+    per step). Autoreset rows are dropped last, after GAE has seen the whole [T, N] grid.
+    """
+    num_steps, num_envs = rollout.actions.shape
+    obs = torch.as_tensor(rollout.obs, device=device).reshape(num_steps * num_envs, -1)
+    actions = torch.as_tensor(rollout.actions, device=device).reshape(-1)
+    with torch.no_grad():
+        values = agent.value(obs)
+        last_value = agent.value(torch.as_tensor(rollout.next_obs, device=device))
+        logp, _ = agent.log_prob_entropy(obs, actions)
+        adv, returns = advantages_and_returns(rollout, values.reshape(num_steps, num_envs), last_value,
+                                              cfg.gamma, cfg.lam, compute_gae)
+    batch = {"obs": obs, "actions": actions, "logp": logp, "values": values,
+             "adv": adv.reshape(-1).float(), "returns": returns.reshape(-1).float()}
+    valid = torch.as_tensor(rollout.valid, device=device).reshape(-1)
+    return {k: v[valid] for k, v in batch.items()}
+
+
+class Stopwatch:
+    """Wall-clock and process-CPU seconds of training, with evaluation paused out of both."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+        self.resume()
+
+    def resume(self) -> None:
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def pause(self) -> None:
+        self.wall += time.perf_counter() - self._wall0
+        self.cpu += time.process_time() - self._cpu0
+
+
+def log_row(result: TrainResult, step: int, iteration: int, lr: float, clock: Stopwatch,
+            stats: dict[str, float]) -> dict:
+    """One iteration's log row: step, learning rate, SPS, the diagnostics, recent episode return."""
+    recent = [ret for _, ret in result.episodes[-20:]]
+    row = {"iteration": iteration, "step": step, "lr": lr, "train_seconds": clock.wall,
+           "sps": step / max(clock.wall, 1e-9), "episode_return": float(np.mean(recent)) if recent else float("nan")}
+    row.update(stats)
+    return row
+
+
+def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_gae, ppo_loss: Callable = reference_loss,
+          callback: Callable[[dict, TrainResult], None] | None = None, progress: bool = False,
+          agent: ActorCritic | None = None) -> TrainResult:
+    """Train PPO with ``config``; returns a TrainResult (agent, logs, episodes, evaluations).
+
+    ``compute_gae`` and ``ppo_loss`` default to the package's references; lesson 04 passes the
+    learner's. ``callback(row, result)`` runs after every iteration (e.g. to redraw a live curve).
+    ``agent`` continues from given weights (e.g. a loaded checkpoint) instead of a fresh init.
+    """
+    cfg = config or PPOConfig()
+    cfg.validate()
+    device, threads = select_device(cfg.device), torch.get_num_threads()
+    torch.set_num_threads(cfg.torch_threads)
+    torch.manual_seed(cfg.seed)
+    rng, generator = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
+    env = make_env(cfg.env_id, cfg.num_envs)
+    agent = (agent or ActorCritic(env.single_observation_space.shape[0], int(env.single_action_space.n),
+                                  cfg.hidden)).to(device)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=1e-5)
+    result, tracker = TrainResult(agent, cfg), EpisodeTracker(cfg.num_envs)
+    result.episodes = tracker.finished
+    obs, _ = env.reset(seed=cfg.seed)
+    prev_done, step, per_iteration = np.zeros(cfg.num_envs, bool), 0, cfg.num_envs * cfg.num_steps
+    iterations = -(-cfg.total_steps // per_iteration)
+    bar = _progress_bar(iterations * per_iteration) if progress else None
+    clock = Stopwatch()
+    try:
+        for iteration in range(iterations):
+            lr = cfg.lr * (1 - iteration / iterations) if cfg.anneal_lr else cfg.lr
+            optimizer.param_groups[0]["lr"] = lr
+            # 1. collect a rollout with pi_theta_old (NumPy actor, CPU)
+            rollout, obs = collect_rollout(env, agent.numpy_actor(), obs, prev_done, cfg.num_steps, rng, tracker, step)
+            step += per_iteration
+            # 2. GAE advantages and returns; 3. K epochs of minibatch updates
+            batch = prepare_batch(agent, rollout, cfg, compute_gae, device)
+            update(agent, optimizer, batch, cfg, ppo_loss, generator)
+            # 4. log, and evaluate greedily now and then (evaluation time excluded from the clock)
+            clock.pause()
+            row = log_row(result, step, iteration, lr, clock, diagnostics(agent, batch, cfg.eps))
+            result.logs.append(row)
+            _maybe_evaluate(result, step, per_iteration, clock)
+            _report(bar, row, result, per_iteration)
+            if callback is not None:
+                callback(row, result)
+            clock.resume()
+    finally:
+        env.close()
+        torch.set_num_threads(threads)
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def _maybe_evaluate(result: TrainResult, step: int, per_iteration: int, clock: Stopwatch) -> None:
+    """Greedy evaluation when ``step`` crossed a multiple of ``eval_every`` this iteration."""
+    cfg = result.config
+    if cfg.eval_every and step // cfg.eval_every > (step - per_iteration) // cfg.eval_every:
+        returns = evaluate_greedy(result.agent.numpy_actor(), cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 10_000)
+        result.evals.append({"step": step, "mean": float(returns.mean()), "std": float(returns.std()),
+                             "train_seconds": clock.wall, "train_cpu_seconds": clock.cpu})
+
+
+def _progress_bar(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="step", desc="PPO", dynamic_ncols=True)
+
+
+def _report(bar, row: dict, result: TrainResult, per_iteration: int) -> None:
+    if bar is None:
+        return
+    postfix = {"return": f"{row['episode_return']:.0f}", "sps": f"{row['sps']:.0f}"}
+    if result.evals:
+        postfix["greedy"] = f"{result.evals[-1]['mean']:.0f}"
+    bar.set_postfix(postfix, refresh=False)
+    bar.update(per_iteration)
+
+
+def save_checkpoint(path, result: TrainResult) -> None:
+    """Save the agent's weights, its sizes and the config that trained it (a torch .pt file)."""
+    agent = result.agent
+    torch.save({"config": asdict(result.config), "obs_dim": agent.actor[0].in_features,
+                "n_actions": agent.actor[-1].out_features, "state_dict": agent.state_dict(),
+                "step": result.logs[-1]["step"] if result.logs else 0}, path)
+
+
+def load_checkpoint(path) -> tuple[ActorCritic, PPOConfig]:
+    """The agent (on the CPU) and the config saved by ``save_checkpoint``."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    config = PPOConfig(**data["config"])
+    agent = ActorCritic(data["obs_dim"], data["n_actions"], config.hidden)
+    agent.load_state_dict(data["state_dict"])
+    return agent, config
