@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# One entry point for the two things people do with this repository on their own machine:
+#   ./course.sh lab    set up the student environment (.venv) and open JupyterLab on lessons/
+#   ./course.sh test   set up the developer environment (.venv-dev) and run the whole test suite
+# Both are idempotent: a second run reuses the environment (it is rebuilt only when
+# requirements.txt or pyproject.toml change) and starts in seconds.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-python3}
+TORCH_CPU="torch==2.13.0"   # a CPU wheel; an unpinned torch pulls a multi-GB CUDA build
+
+die() { echo "course.sh: $*" >&2; exit 2; }
+
+# make_venv DIR EXTRAS: create DIR and install the course into it, unless its stamp is current.
+# EXTRAS is "" for the student runtime or e.g. "[instructor,test,bench]" for developers.
+make_venv() {
+    local dir=$1 extras=$2 stamp
+    stamp=$(cat requirements.txt pyproject.toml <(echo "$extras") | sha256sum | cut -c1-16)
+    if [[ -f "$dir/.course-stamp" && "$(cat "$dir/.course-stamp")" == "$stamp" ]]; then
+        return 0
+    fi
+    echo "course.sh: setting up $dir (once; later runs reuse it)" >&2
+    [[ -x "$dir/bin/python" ]] || "$PYTHON" -m venv "$dir" || die "could not create $dir with $PYTHON"
+    local pip=("$dir/bin/python" -m pip install -q --disable-pip-version-check)
+    # CPU torch first, so nothing later resolves torch to a CUDA build.
+    "${pip[@]}" "$TORCH_CPU"
+    "${pip[@]}" -r requirements.txt -e ".$extras"
+    echo "$stamp" > "$dir/.course-stamp"
+}
+
+install_chromium() {
+    # The browser tests drive Debian's chromium; CI machines start without it.
+    [[ -x /usr/bin/chromium ]] && return 0
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "course.sh: installing chromium for the browser tests" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || echo "course.sh: could not install chromium; browser tests will skip" >&2
+    fi
+}
+
+cmd=${1:-help}; shift || true
+case "$cmd" in
+    lab)
+        make_venv .venv ""
+        # --no-browser (or COURSE_NO_BROWSER=1) keeps Lab from opening a browser; the URL is printed.
+        extra=()
+        if [[ "${COURSE_NO_BROWSER:-0}" == 1 ]]; then extra+=(--no-browser); fi
+        exec .venv/bin/jupyter lab --notebook-dir=lessons "${extra[@]}" "$@"
+        ;;
+    test)
+        make_venv .venv-dev "[instructor,test,bench]"
+        install_chromium
+        PATH="$PWD/.venv-dev/bin:$PATH" exec .venv-dev/bin/python -m pytest "$@"
+        ;;
+    help|-h|--help)
+        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+        ;;
+    *)
+        die "unknown command '$cmd' (use: lab, test, help)"
+        ;;
+esac

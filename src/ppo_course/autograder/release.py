@@ -1,0 +1,68 @@
+"""Generate the student notebooks (lessons/) from the nbgrader source notebooks (solutions/).
+
+nbgrader's generate_assignment does the work (solutions replaced by stubs, hidden tests removed,
+cells locked, checksums computed); it runs in a throwaway course directory so that the repository
+never holds a gradebook and a failed run never leaves lessons/ half written.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .paths import LESSONS_DIR, SOLUTIONS_DIR, CourseError, resolve_lessons
+
+
+def ensure_tools_on_path() -> None:
+    """nbgrader's gradebook shells out to ``alembic``: put this interpreter's bin folder on PATH."""
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
+def nbgrader_config(course_root: Path):
+    """The nbgrader configuration the course uses everywhere (release, grading, tests)."""
+    from traitlets.config import Config
+
+    ensure_tools_on_path()
+    config = Config()
+    config.CourseDirectory.root = str(course_root)
+    config.CourseDirectory.db_url = f"sqlite:///{course_root / 'gradebook.db'}"
+    config.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
+    config.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    config.Exchange.assignment_dir = str(course_root)
+    return config
+
+
+def generate_lesson(lesson: str, source: Path, dest: Path) -> None:
+    """Release one lesson: ``source/lesson`` -> ``dest/lesson`` (replaced as a whole)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    with tempfile.TemporaryDirectory(prefix="ppo-release-") as tmp:
+        course_root = Path(tmp)
+        shutil.copytree(source / lesson, course_root / "source" / lesson,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        config = nbgrader_config(course_root)
+        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        result = api.generate_assignment(lesson, force=True, create=True)
+        if not result["success"]:
+            raise CourseError(f"nbgrader could not release {lesson}: {result.get('error') or result.get('log')}")
+        staged = dest / f".{lesson}.new"
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(course_root / "release" / lesson, staged)
+        shutil.rmtree(dest / lesson, ignore_errors=True)
+        staged.rename(dest / lesson)
+
+
+def release(lessons: list[str] | None = None, source: Path = SOLUTIONS_DIR, dest: Path = LESSONS_DIR) -> list[str]:
+    """Release the chosen lessons (all by default); returns their names."""
+    if not source.is_dir():
+        raise CourseError(f"no source folder at {source}")
+    chosen = resolve_lessons(lessons, source)
+    dest.mkdir(parents=True, exist_ok=True)
+    for lesson in chosen:
+        generate_lesson(lesson, source, dest)
+    return chosen

@@ -1,0 +1,33 @@
+"""Shared fixtures: where things are, and how to execute a notebook the way a learner would."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTIONS = REPO / "solutions"
+LESSONS = REPO / "lessons"
+
+# Kernels and nbgrader's gradebook (alembic) are found through PATH: use this interpreter's.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+# Lessons run short in tests; MPLBACKEND keeps plotting from looking for a display.
+os.environ["PPO_COURSE_FAST"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def notebooks(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*/*.ipynb"))
+
+
+@pytest.fixture
+def lesson_copy(tmp_path):
+    """Copy a lesson folder into a temporary directory (notebooks may write files next to themselves)."""
+    def copy(notebook: Path) -> Path:
+        target = tmp_path / notebook.parent.name
+        shutil.copytree(notebook.parent, target)
+        return target / notebook.name
+    return copy

@@ -1,0 +1,57 @@
+"""lessons/ is exactly what the release command generates from solutions/, and sources stay clean."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from conftest import LESSONS, SOLUTIONS, notebooks
+from ppo_course.autograder.release import release
+
+
+def normalised(path):
+    nb = json.loads(path.read_text())
+    nb["metadata"].pop("language_info", None)  # depends on the machine that saved it
+    return nb
+
+
+@pytest.fixture(scope="module")
+def fresh_release(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("release")
+    release(None, source=SOLUTIONS, dest=dest)
+    return dest
+
+
+def test_every_source_lesson_is_released():
+    assert sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir()) == \
+        sorted(p.name for p in LESSONS.iterdir() if p.is_dir()), "lessons/ and solutions/ hold different lessons"
+
+
+@pytest.mark.parametrize("notebook", notebooks(SOLUTIONS), ids=lambda p: p.parent.name)
+def test_released_lesson_matches_a_fresh_release(notebook, fresh_release):
+    lesson = notebook.parent.name
+    committed = sorted(p.relative_to(LESSONS / lesson) for p in (LESSONS / lesson).rglob("*") if p.is_file())
+    generated = sorted(p.relative_to(fresh_release / lesson) for p in (fresh_release / lesson).rglob("*") if p.is_file())
+    assert committed == generated, "lessons/ holds different files than a release; run the release command"
+    for relative in generated:
+        new, old = fresh_release / lesson / relative, LESSONS / lesson / relative
+        if relative.suffix == ".ipynb":
+            assert normalised(old) == normalised(new), (
+                f"lessons/{lesson}/{relative} is out of date: run `python -m ppo_course.autograder release {lesson[:2]}`")
+        else:
+            assert old.read_bytes() == new.read_bytes(), f"lessons/{lesson}/{relative} is out of date"
+
+
+@pytest.mark.parametrize("notebook", notebooks(SOLUTIONS), ids=lambda p: p.parent.name)
+def test_source_notebook_is_committed_without_outputs(notebook):
+    nb = nbformat.read(notebook, as_version=4)
+    with_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not with_outputs, f"clear the outputs of cells {with_outputs} in {notebook.name}"
+
+
+@pytest.mark.parametrize("notebook", notebooks(LESSONS), ids=lambda p: p.parent.name)
+def test_student_notebook_hides_solutions_and_hidden_tests(notebook):
+    text = notebook.read_text()
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text, f"{notebook.name} leaks '{marker}'"
