@@ -46,6 +46,7 @@ case "$cmd" in
         # --no-browser (or COURSE_NO_BROWSER=1) keeps Lab from opening a browser; the URL is printed.
         extra=()
         if [[ "${COURSE_NO_BROWSER:-0}" == 1 ]]; then extra+=(--no-browser); fi
+        if [[ $(id -u) == 0 ]]; then extra+=(--allow-root); fi  # containers and CI machines run as root
         exec .venv/bin/jupyter lab --notebook-dir=lessons "${extra[@]}" "$@"
         ;;
     test)
