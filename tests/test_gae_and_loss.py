@@ -1,0 +1,127 @@
+"""Lesson 04's exercises: the package references are right, and the notebook's tests (visible and
+hidden) accept the reference answers and reject the wrong answers learners really write."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from exercise_checks import run_tests_against
+from grading_helpers import solution_answers
+from ppo_course.gae import compute_gae
+from ppo_course.losses import ppo_loss
+
+LESSON = "04-ppo-cartpole"
+
+GAE_SIGNATURE = "def compute_gae(rewards, values, dones, last_value, gamma=0.99, lam=0.95):"
+LOSS_SIGNATURE = "def ppo_loss(logp_new, logp_old, adv, values, returns, entropy, eps=0.2, c1=0.5, c2=0.01):"
+
+
+def gae_body(delta: str = "rewards + gamma * next_values * not_done - values",
+             carry: str = "gamma * lam * not_done[t]", next_values: str = "torch.cat([values[1:], last[None]])",
+             result: str = "advantages, advantages + values") -> str:
+    """A GAE answer with one piece swapped for a wrong one (the defaults are right)."""
+    return f"""{GAE_SIGNATURE}
+    not_done = 1.0 - dones.to(values.dtype)
+    last = last_value.reshape(values.shape[1:])
+    next_values = {next_values}
+    deltas = {delta}
+    advantages = torch.zeros_like(values)
+    running = torch.zeros_like(values[0])
+    for t in reversed(range(len(values))):
+        running = deltas[t] + {carry} * running
+        advantages[t] = running
+    return {result}
+"""
+
+
+WRONG_GAE = {
+    "ignores dones": gae_body(delta="rewards + gamma * next_values - values", carry="gamma * lam"),
+    "bootstraps across an episode end": gae_body(delta="rewards + gamma * next_values - values"),
+    "lets the advantage flow back across an episode end": gae_body(carry="gamma * lam"),
+    "off by one: V(s_t) as the next value": gae_body(next_values="values"),
+    "off by one: next value two steps ahead": gae_body(next_values="torch.cat([values[2:], last[None], last[None]])"),
+    "off by one: dones of the previous step": gae_body(carry="gamma * lam * torch.cat([torch.ones_like(not_done[:1]), not_done[:-1]])[t]"),
+    "gamma and lambda swapped": gae_body(delta="rewards + lam * next_values * not_done - values"),
+    "gamma and lambda swapped everywhere": gae_body(delta="rewards + lam * next_values * not_done - values",
+                                                    carry="lam * gamma * not_done[t]").replace(
+        "gamma=0.99, lam=0.95):", "lam=0.99, gamma=0.95):"),
+    "advantages returned as returns": gae_body(result="advantages, advantages"),
+    "returns and advantages swapped": gae_body(result="advantages + values, advantages"),
+    "ignores last_value": gae_body(next_values="torch.cat([values[1:], torch.zeros_like(last)[None]])"),
+    "no lambda (Monte Carlo)": gae_body(carry="gamma * not_done[t]"),
+}
+
+
+def loss_answer(body: str) -> str:
+    return LOSS_SIGNATURE + "\n" + "\n".join("    " + line for line in body.strip().splitlines())
+
+
+POLICY = "policy = ppo_policy_loss(logp_new, logp_old, adv, eps)\n"
+WRONG_LOSS = {
+    "wrong sign on the value term": POLICY + "return policy - c1 * ((values - returns) ** 2).mean() - c2 * entropy.mean()",
+    "wrong sign on the entropy term": POLICY + "return policy + c1 * ((values - returns) ** 2).mean() + c2 * entropy.mean()",
+    "missing c1": POLICY + "return policy + ((values - returns) ** 2).mean() - c2 * entropy.mean()",
+    "missing c2": POLICY + "return policy + c1 * ((values - returns) ** 2).mean() - entropy.mean()",
+    "hard-coded coefficients": POLICY + "return policy + 0.5 * ((values - returns) ** 2).mean() - 0.01 * entropy.mean()",
+    "policy term maximised": POLICY + "return -policy + c1 * ((values - returns) ** 2).mean() - c2 * entropy.mean()",
+    "absolute value error": POLICY + "return policy + c1 * (values - returns).abs().mean() - c2 * entropy.mean()",
+    "sum instead of mean": POLICY + "return policy + c1 * ((values - returns) ** 2).sum() - c2 * entropy.sum()",
+    "value gradient cut": POLICY + "return policy + c1 * ((values.detach() - returns) ** 2).mean() - c2 * entropy.mean()",
+    "eps not passed on": "policy = ppo_policy_loss(logp_new, logp_old, adv)\n"
+                         "return policy + c1 * ((values - returns) ** 2).mean() - c2 * entropy.mean()",
+}
+
+CASES = ([("compute_gae", name, src) for name, src in WRONG_GAE.items()]
+         + [("ppo_loss", name, loss_answer(body)) for name, body in WRONG_LOSS.items()])
+
+
+@pytest.mark.parametrize("exercise", ["compute_gae", "ppo_loss"])
+def test_reference_answer_passes(exercise):
+    run_tests_against(LESSON, exercise, solution_answers(LESSON)[exercise])
+
+
+@pytest.mark.parametrize("exercise", ["compute_gae", "ppo_loss"])
+def test_package_reference_passes_the_notebook_tests(exercise):
+    import inspect
+
+    import ppo_course.gae
+    import ppo_course.losses
+
+    source = inspect.getsource({"compute_gae": ppo_course.gae.compute_gae, "ppo_loss": ppo_course.losses.ppo_loss}[exercise])
+    prelude = "from ppo_course.losses import value_loss\n" if exercise == "ppo_loss" else ""
+    run_tests_against(LESSON, exercise, prelude + source)
+
+
+@pytest.mark.parametrize("exercise,name,source", CASES, ids=[f"{e}: {n}" for e, n, _ in CASES])
+def test_wrong_answer_is_rejected(exercise, name, source):
+    with pytest.raises(AssertionError) as failure:
+        run_tests_against(LESSON, exercise, source)
+    assert str(failure.value).strip(), "the rejection must tell the learner what to check"
+
+
+def test_gae_known_values_and_batched_envs():
+    rewards = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    values = torch.tensor([2.0, 1.0, 3.0, 2.5])
+    dones = torch.tensor([0.0, 1.0, 0.0, 0.0])
+    adv, ret = compute_gae(rewards, values, dones, torch.tensor(2.0), gamma=0.9, lam=0.5)
+    np.testing.assert_allclose(adv.numpy(), [-0.1, 0.0, 0.385, 0.3], atol=1e-6)
+    np.testing.assert_allclose(ret.numpy(), [1.9, 1.0, 3.385, 2.8], atol=1e-6)
+    # Two envs side by side equal two separate single-env calls.
+    gen = torch.Generator().manual_seed(0)
+    r, v = torch.rand(9, 2, generator=gen), torch.randn(9, 2, generator=gen)
+    d, last = (torch.rand(9, 2, generator=gen) < 0.3), torch.randn(2, generator=gen)
+    both, _ = compute_gae(r, v, d, last, 0.99, 0.95)
+    for i in range(2):
+        single, _ = compute_gae(r[:, i], v[:, i], d[:, i], last[i], 0.99, 0.95)
+        torch.testing.assert_close(both[:, i], single)
+
+
+def test_loss_gradients_have_the_right_signs():
+    logp = torch.log(torch.tensor([0.2, 0.5, 0.3]))
+    values = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    entropy = torch.tensor([0.6, 0.3, 0.3], requires_grad=True)
+    loss = ppo_loss(logp, logp, torch.tensor([1.0, -2.0, 0.5]), values, torch.tensor([2.0, 2.0, 1.0]), entropy)
+    loss.backward()
+    assert torch.allclose(loss, torch.tensor(1 / 6 + 0.5 * 5 / 3 - 0.01 * 0.4))
+    assert (entropy.grad < 0).all() and values.grad[0] < 0 < values.grad[2]
