@@ -36,6 +36,15 @@ def nbgrader_config(course_root: Path):
     return config
 
 
+def grading_config(course_root: Path, db_path: Path, cell_timeout: int):
+    """nbgrader_config for autograding one submission in a scratch course with its own gradebook."""
+    config = nbgrader_config(course_root)
+    config.CourseDirectory.db_url = f"sqlite:///{db_path}"
+    config.Execute.timeout = cell_timeout
+    config.Execute.interrupt_on_timeout = True  # a plain infinite loop costs one cell, not the notebook
+    return config
+
+
 def generate_lesson(lesson: str, source: Path, dest: Path) -> None:
     """Release one lesson: ``source/lesson`` -> ``dest/lesson`` (replaced as a whole)."""
     from nbgrader.apps import NbGraderAPI

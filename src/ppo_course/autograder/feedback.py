@@ -1,0 +1,106 @@
+"""Per-student HTML feedback: nbgrader's feedback page, without the hidden tests.
+
+Stock ``nbgrader generate_feedback`` renders the autograded notebook as it ran, hidden tests and
+all. Here nbgrader's own ClearHiddenTests runs first and failed tests show their message without a
+traceback (a traceback quotes the hidden test's code); then every page is checked for hidden-test
+text before it is written. A submission that could not be graded gets a short page that says why.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from .course import Course
+from .paths import CourseError
+from .release import nbgrader_config
+
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)
+TAG = re.compile(r"<[^>]+>")
+
+
+def hidden_lines(notebook_path: Path) -> list[str]:
+    """The distinctive lines of the hidden tests in an autograded notebook."""
+    cells = json.loads(notebook_path.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
+    return [line.strip() for block in HIDDEN.findall(text) for line in block.splitlines() if len(line.strip()) > 12]
+
+
+def visible_text(page: str) -> str:
+    """What a reader of the HTML sees: tags gone (code is split into highlighting spans), entities decoded."""
+    return html.unescape(TAG.sub("", page))
+
+
+def render(graded_dir: Path, student: str, lesson: str, notebook: str) -> str:
+    """nbgrader's feedback HTML for one graded submission (in a throwaway course)."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+
+    from .preprocessors import TrimTracebacks
+
+    with tempfile.TemporaryDirectory(prefix="ppo-feedback-") as tmp:
+        root = Path(tmp)
+        target = root / "autograded" / student / lesson
+        target.mkdir(parents=True)
+        shutil.copy(graded_dir / notebook, target / notebook)
+        shutil.copy(graded_dir / "gradebook.db", root / "gradebook.db")
+        config = nbgrader_config(root)
+        config.GenerateFeedback.preprocessors = [ClearHiddenTests, TrimTracebacks, GetGrades,
+                                                 CSSHTMLHeaderPreprocessor]
+        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        result = api.generate_feedback(lesson, student)
+        page = root / "feedback" / student / lesson / notebook.replace(".ipynb", ".html")
+        if not result["success"] or not page.exists():
+            raise CourseError(f"nbgrader could not render feedback for {student}: {result.get('error')}")
+        return page.read_text()
+
+
+def failure_page(record: dict) -> str:
+    title = f"{record['lesson']}: not graded"
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body><h1>{html.escape(title)}</h1><p>Score: 0 / {record['max']:g}</p>"
+            f"<p>Your submission could not be graded: {html.escape(record['message'])}</p>"
+            "<p>Fix this and hand it in again, or ask your instructor.</p></body></html>")
+
+
+def feedback_one(course_root: str, student: str, lesson: str) -> tuple[str, str]:
+    """Write feedback/<student>/<lesson>/<lesson>.html; returns (student, status or error message)."""
+    course = Course(Path(course_root))
+    record = json.loads(course.result_path(student, lesson).read_text())
+    graded_dir = course.result_path(student, lesson).parent
+    notebooks = sorted(graded_dir.glob("*.ipynb"))
+    if record["status"] == "graded" and notebooks:
+        page = render(graded_dir, student, lesson, notebooks[0].name)
+        seen = visible_text(page)
+        leaked = [line for line in hidden_lines(notebooks[0]) if line in seen]
+        if leaked or "HIDDEN TESTS" in seen:
+            raise CourseError(f"feedback for {student} would show hidden tests ({leaked[:1]}); not written")
+    else:
+        page = failure_page(record)
+    out = course.feedback / student / lesson / f"{lesson}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(page)
+    return student, record["status"]
+
+
+def safe_feedback(course_root: str, student: str, lesson: str) -> tuple[str, str]:
+    try:
+        return feedback_one(course_root, student, lesson)
+    except Exception as error:  # noqa: BLE001 - one student's page must not stop the others
+        return student, f"error: {type(error).__name__}: {error}"
+
+
+def feedback(course: Course, lessons: list[str], jobs: int) -> list[tuple[str, str, str]]:
+    """Render every graded submission's feedback; returns (lesson, student, outcome) rows."""
+    tasks = [(lesson, student) for lesson in lessons for student in course.results(lesson)]
+    if not tasks:
+        raise CourseError(f"nothing graded yet under {course.autograded} (run `grade` first)")
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [(lesson, pool.submit(safe_feedback, str(course.root), student, lesson)) for lesson, student in tasks]
+        return [(lesson, *future.result()) for lesson, future in futures]

@@ -1,0 +1,145 @@
+"""Rebuild a submission from the released notebook plus the learner's answers.
+
+Grading trusts the exercise contract, not the submitted file: the notebook that nbgrader runs is
+the course's released notebook with only the answer cells replaced by what the learner wrote. So a
+deleted, edited, duplicated, reordered or markdown-converted test cell is simply the course's own
+again, and a notebook saved by an older release, or by an editor that dropped nbgrader's metadata,
+is graded against today's tests.
+
+Which cell holds the learner's answer to an exercise:
+  1. every cell that carries the exercise's grade_id (even converted to markdown), and every cell
+     that defines one of the contract's function names (metadata lost, or an answer written in a
+     new cell below the stub) is a candidate;
+  2. the last candidate in the file that does more than ``raise NotImplementedError`` wins;
+  3. with no such candidate the released stub stays, and the exercise scores 0.
+"""
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from dataclasses import dataclass, field
+
+import nbformat
+
+from .contract import Contract, Exercise, as_code, defined_names, grade_id, is_test_cell
+
+
+class SubmissionError(Exception):
+    """The file cannot be graded at all; ``status`` is the short word the summary and CSV show."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Answer:
+    source: str
+    cell_index: int      # position in the submitted file
+    matched_by: str      # "grade_id", "markdown cell", "function name"
+
+
+@dataclass
+class Rebuilt:
+    notebook: nbformat.NotebookNode
+    answers: dict[str, Answer]
+    notes: list[str] = field(default_factory=list)
+
+
+def read_submission(data: bytes) -> list[dict]:
+    """The cells of a submitted file, or SubmissionError('unreadable', why) when there are none."""
+    if not data.strip():
+        raise SubmissionError("unreadable", "the file is empty")
+    try:
+        nb = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise SubmissionError("unreadable", "not a notebook (binary file)") from None
+    except json.JSONDecodeError as error:
+        raise SubmissionError("unreadable", f"not a notebook: broken JSON ({error.msg} at line {error.lineno}); "
+                                            "truncated upload?") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if cells is None and isinstance(nb, dict) and isinstance(nb.get("worksheets"), list):  # nbformat 3
+        cells = [c for sheet in nb["worksheets"] for c in sheet.get("cells", [])]
+        for cell in cells:
+            cell.setdefault("source", cell.get("input", ""))
+    if not isinstance(cells, list):
+        raise SubmissionError("unreadable", "not a notebook: JSON without cells")
+    return [c for c in cells if isinstance(c, dict)]
+
+
+def is_stub(source: str, functions: tuple[str, ...]) -> bool:
+    """True when every contract function the cell defines only raises NotImplementedError."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False  # the learner's own (broken) attempt: grade it, the error is their feedback
+    defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in functions]
+    return bool(defs) and all(_only_raises_not_implemented(d.body) for d in defs)
+
+
+def _only_raises_not_implemented(body: list[ast.stmt]) -> bool:
+    statements = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
+                  and not isinstance(s, ast.Pass)]
+    if len(statements) != 1 or not isinstance(statements[0], ast.Raise):
+        return False
+    raised = statements[0].exc
+    name = raised.func if isinstance(raised, ast.Call) else raised
+    return isinstance(name, ast.Name) and name.id == "NotImplementedError"
+
+
+def find_answer(cells: list[dict], exercise: Exercise) -> Answer | None:
+    """The learner's answer to one exercise (rules in the module docstring), or None."""
+    candidates = []
+    for index, cell in enumerate(cells):
+        if is_test_cell(cell) or cell.get("cell_type") not in ("code", "markdown"):
+            continue
+        source = as_code(cell)
+        if grade_id(cell) == exercise.answer_id:
+            how = "grade_id" if cell.get("cell_type") == "code" else "markdown cell"
+        elif set(defined_names(source)) & set(exercise.functions):
+            how = "function name"
+        else:
+            continue
+        candidates.append(Answer(source, index, how))
+    written = [a for a in candidates if not is_stub(a.source, exercise.functions)]
+    return written[-1] if written else None
+
+
+def audit_tests(cells: list[dict], released: nbformat.NotebookNode) -> list[str]:
+    """What the learner's file did to the course's test cells (all restored by the rebuild)."""
+    notes = []
+    for test in (c for c in released.cells if is_test_cell(c)):
+        copies = [c for c in cells if grade_id(c) == grade_id(test)]
+        code = [c for c in copies if c.get("cell_type") == "code"]
+        if not copies:
+            notes.append(f"test cell {grade_id(test)} missing: restored")
+        elif len(copies) > 1:
+            notes.append(f"test cell {grade_id(test)} duplicated: graded once")
+        elif not code:
+            notes.append(f"test cell {grade_id(test)} turned into markdown: restored")
+        elif as_code(code[0]).strip() != test.source.strip():
+            notes.append(f"test cell {grade_id(test)} edited: restored")
+    return notes
+
+
+def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) -> Rebuilt:
+    """The notebook to grade: ``released`` with the answers found in the submitted bytes."""
+    cells = read_submission(data)
+    notebook = copy.deepcopy(released)
+    answers, notes = {}, []
+    for exercise in contract.exercises:
+        answer = find_answer(cells, exercise)
+        if answer is None:
+            notes.append(f"no answer to {exercise.answer_id}")
+            continue
+        answers[exercise.answer_id] = answer
+        if answer.matched_by != "grade_id":
+            notes.append(f"{exercise.answer_id}: answer found by {answer.matched_by} (cell {answer.cell_index + 1})")
+        for cell in notebook.cells:
+            if grade_id(cell) == exercise.answer_id:
+                cell.source = answer.source
+    if not any(grade_id(c) for c in cells):
+        notes.append("nbgrader metadata missing (VS Code/Colab?): matched answers by function name")
+    notes.extend(audit_tests(cells, released))
+    return Rebuilt(notebook, answers, notes)
