@@ -1,0 +1,181 @@
+"""The reference trainer, its episode-end handling, device selection and the CLI (all fast, CPU)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ppo_course import trainer
+from ppo_course.agent import ActorCritic
+from ppo_course.device import select_device
+from ppo_course.gae import compute_gae
+from ppo_course.train import main as cli_main
+from ppo_course.trainer import PPOConfig, Rollout, train
+
+SHORT = dict(total_steps=2048, eval_every=1024, eval_episodes=4, device="cpu")
+
+
+def test_same_seed_same_curve_and_other_seed_differs():
+    a, b, c = train(PPOConfig(seed=3, **SHORT)), train(PPOConfig(seed=3, **SHORT)), train(PPOConfig(seed=4, **SHORT))
+    keys = ("step", "approx_kl", "clip_fraction", "explained_variance", "entropy", "episode_return")
+    assert [[row[k] for k in keys] for row in a.logs] == [[row[k] for k in keys] for row in b.logs]
+    assert a.evals and [e["mean"] for e in a.evals] == [e["mean"] for e in b.evals]
+    assert a.episodes == b.episodes
+    assert a.episodes != c.episodes
+
+
+def test_learns_cartpole_quickly():
+    result = train(PPOConfig(seed=0, total_steps=12_288, eval_every=4096, eval_episodes=5, device="cpu"))
+    assert max(e["mean"] for e in result.evals) >= 150, result.evals
+    row = result.logs[-1]
+    assert 0 <= row["clip_fraction"] <= 1 and row["approx_kl"] >= 0 and 0 < row["entropy"] <= np.log(2) + 1e-6
+    assert row["explained_variance"] <= 1 and row["sps"] > 0
+
+
+def test_autoreset_step_is_marked_invalid_and_earns_nothing():
+    env = trainer.make_env("CartPole-v1", 4)
+    obs, _ = env.reset(seed=0)
+    agent = ActorCritic(4, 2)
+    prev_done = np.zeros(4, bool)
+    tracker = trainer.EpisodeTracker(4)
+    rollout, _ = trainer.collect_rollout(env, agent.numpy_actor(), obs, prev_done, 200, np.random.default_rng(0), tracker, 0)
+    ended = rollout.terminated | rollout.truncated
+    assert ended.any(), "a random policy ends CartPole episodes within 200 steps"
+    # valid[t] is False exactly on the step after an episode ended (the env's reset step).
+    np.testing.assert_array_equal(rollout.valid[1:], ~ended[:-1])
+    assert rollout.valid[0].all()
+    assert (rollout.rewards[~rollout.valid] == 0).all()
+    assert len(tracker.finished) == ended.sum()
+    assert all(ret >= 1 for _, ret in tracker.finished)
+
+
+def _rollout(terminated, truncated, valid, rewards=None):
+    shape = np.shape(terminated)
+    return Rollout(np.zeros((*shape, 4), np.float32), np.zeros(shape, np.int64),
+                   np.ones(shape, np.float32) if rewards is None else np.asarray(rewards, np.float32),
+                   np.asarray(terminated), np.asarray(truncated), np.asarray(valid), np.zeros((shape[1], 4), np.float32))
+
+
+def test_truncation_bootstraps_from_the_final_observation_and_termination_does_not():
+    # One env: steps 0, 1 of an episode; step 1 is truncated (time limit); step 2 is the reset step
+    # (the agent sees the final observation there, so values[2] = V(final obs)); step 3 a new episode.
+    rollout = _rollout([[False], [False], [False], [False]], [[False], [True], [False], [False]],
+                       [[True], [True], [False], [True]])
+    values = torch.tensor([[1.0], [2.0], [7.0], [3.0]])
+    seen = {}
+
+    def spy(rewards, values, dones, last_value, gamma, lam):
+        seen.update(rewards=rewards.clone(), dones=dones.clone())
+        return compute_gae(rewards, values, dones, last_value, gamma, lam)
+
+    trainer.advantages_and_returns(rollout, values, torch.tensor([5.0]), 0.9, 0.95, spy)
+    torch.testing.assert_close(seen["rewards"][:, 0], torch.tensor([1.0, 1.0 + 0.9 * 7.0, 1.0, 1.0]))
+    torch.testing.assert_close(seen["dones"][:, 0], torch.tensor([0.0, 1.0, 1.0, 0.0]))
+    # The same episode end by termination: no bootstrap, only the done flag.
+    rollout = _rollout([[False], [True], [False], [False]], [[False], [False], [False], [False]],
+                       [[True], [True], [False], [True]])
+    trainer.advantages_and_returns(rollout, values, torch.tensor([5.0]), 0.9, 0.95, spy)
+    torch.testing.assert_close(seen["rewards"][:, 0], torch.ones(4))
+    torch.testing.assert_close(seen["dones"][:, 0], torch.tensor([0.0, 1.0, 1.0, 0.0]))
+
+
+def test_truncation_at_the_rollout_end_bootstraps_from_last_value():
+    rollout = _rollout([[False], [False]], [[False], [True]], [[True], [True]])
+    adv, ret = trainer.advantages_and_returns(rollout, torch.tensor([[1.0], [2.0]]), torch.tensor([5.0]), 0.9, 0.95,
+                                              compute_gae)
+    assert ret[1, 0].item() == pytest.approx(1.0 + 0.9 * 5.0)
+
+
+def test_batch_drops_reset_rows_and_trainer_uses_the_given_functions():
+    calls = {"gae": 0, "loss": 0}
+
+    def my_gae(*args):
+        calls["gae"] += 1
+        assert args[0].shape == (16, 4), "compute_gae sees the [T, N] grid"
+        return compute_gae(*args)
+
+    def my_loss(*args, **kwargs):
+        calls["loss"] += 1
+        from ppo_course.losses import ppo_loss
+        return ppo_loss(*args, **kwargs)
+
+    cfg = PPOConfig(num_envs=4, num_steps=16, total_steps=256, epochs=2, minibatch_size=32, eval_every=0, device="cpu")
+    result = train(cfg, compute_gae=my_gae, ppo_loss=my_loss)
+    assert calls["gae"] == 4 and calls["loss"] >= 4 * 2 * 1
+    assert not result.evals
+
+
+def test_select_device():
+    assert select_device("cpu").type == "cpu"
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'tpu'"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            select_device("cuda")
+
+
+@pytest.mark.parametrize("field,value", [("lr", -1.0), ("epochs", 0), ("lam", 1.5), ("minibatch_size", 0)])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        PPOConfig(**{field: value}).validate()
+
+
+def test_make_env_errors_and_fallback():
+    with pytest.raises(ValueError, match="unknown environment 'Nope-v0'"):
+        trainer.make_env("Nope-v0", 2)
+    with pytest.raises(ValueError, match="Discrete action space"):
+        trainer.make_env("Pendulum-v1", 2)
+    env = trainer.make_env("Acrobot-v1", 2)  # no native vector version: a sync vector env
+    assert env.num_envs == 2
+    env.close()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--env", "Nope-v0"], "unknown environment 'Nope-v0'"),
+    (["--device", "tpu"], "invalid choice: 'tpu'"),
+    (["--lr", "-0.1"], "lr must be > 0"),
+    (["--epochs", "three"], "invalid int value: 'three'"),
+    (["--eval-only"], "--eval-only needs --load"),
+])
+def test_cli_bad_input_is_one_line_and_exit_2(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(args + ["--no-progress"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+
+
+def test_cli_unknown_env_in_a_fresh_process_has_no_traceback():
+    done = subprocess.run([sys.executable, "-m", "ppo_course.train", "--env", "CartPole-v9"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "unknown environment 'CartPole-v9'" in done.stderr
+
+
+def test_cli_trains_writes_curve_and_checkpoint_then_reloads(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli_main(["--seed", "1", "--total-steps", "1024", "--eval-every", "512", "--eval-episodes", "2",
+                     "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    for name in ("curve.csv", "curve.png", "checkpoint.pt"):
+        assert (out / name).stat().st_size > 0
+    header = (out / "curve.csv").read_text().splitlines()[0].split(",")
+    assert {"step", "approx_kl", "clip_fraction", "explained_variance", "entropy", "sps", "greedy_mean"} <= set(header)
+    agent, config = trainer.load_checkpoint(out / "checkpoint.pt")
+    assert config.seed == 1
+    capsys.readouterr()
+    assert cli_main(["--load", str(out / "checkpoint.pt"), "--eval-only", "--eval-episodes", "2"]) == 0
+    assert "greedy evaluation over 2 episodes" in capsys.readouterr().out
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--env", "--seed", "--device", "--total-steps", "--epochs", "--minibatch-size", "--eps", "--c1",
+                   "--c2", "--lam", "--gamma", "--anneal-lr", "--out", "--load", "--eval-only", "--eval-every"):
+        assert option in text
+    assert "(default: CartPole-v1)" in " ".join(text.split())
