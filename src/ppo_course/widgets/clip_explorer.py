@@ -14,6 +14,7 @@ from .live_figure import LiveFigure
 R_MAX = 2.5
 A_MAX = 2.0
 R_GRID = np.linspace(0.0, R_MAX, 501)
+CURVES, MARKERS = 0, 1  # the figure's redraw layers (see LiveFigure)
 
 SurrogateFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
 
@@ -50,13 +51,19 @@ class _Panel:
         (self.learner,) = ax.plot([], [], ls=":", lw=2, color=COLORS["learner"], label="your clipped_surrogate")
         self.learner.set_visible(False)
         (self.point,) = ax.plot([], [], "o", ms=9, color=color, zorder=5)
-        self.readout = ax.text(0.03, 0.95, "", transform=ax.transAxes, va="top", family="monospace",
-                               bbox=dict(boxstyle="round", fc="white", alpha=0.85))
         ax.axhline(0, color="black", lw=0.6)
         ax.set_xlim(0, R_MAX)
         ax.set_ylim(-A_MAX * R_MAX * 1.05, A_MAX * R_MAX * 1.05)
         ax.set_xlabel("probability ratio r = π_θ(a|s) / π_old(a|s)")
         ax.set_ylabel("objective")
+
+    def shape_artists(self) -> list:
+        """What ε and A change: the shaded intervals, the curves and the title."""
+        return [self.clip_span, self.flat_span, self.unclipped, self.clipped, self.learner, self.ax.title]
+
+    def marker_artists(self) -> list:
+        """What r moves: the dot on the curve."""
+        return [self.point]
 
     def update_curves(self, adv: float, eps: float, learner_fn: Optional[SurrogateFn]) -> None:
         self.adv, self.eps = adv, eps
@@ -75,12 +82,24 @@ class _Panel:
             except NotImplementedError:
                 self.learner.set_visible(False)
 
-    def update_point(self, r: float) -> None:
+    def update_point(self, r: float) -> tuple[float, float]:
+        """Move the dot to ``r``; return L^CLIP there and its slope ∂L/∂r (0 where the clip is active)."""
         value = float(surrogate_curve(clipped_surrogate, np.array([r]), self.adv, self.eps)[0])
         self.point.set_data([r], [value])
         lo, hi = flat_interval(self.adv, self.eps)
         flat = lo < r < hi if self.adv > 0 else lo <= r < hi
-        self.readout.set_text(f"r = {r:.2f}\nL = {value:+.3f}\n∂L/∂r = {0.0 if flat else self.adv:+.2f}")
+        return value, 0.0 if flat else self.adv
+
+
+def readout_html(r: float, rows: list[tuple[float, float, float]]) -> str:
+    """The numbers at the current r, one line per panel: (A, L^CLIP, ∂L/∂r) -> a small HTML table."""
+    cells = []
+    for adv, value, slope in rows:
+        color = COLORS["positive"] if adv >= 0 else COLORS["negative"]
+        cells.append(f"<td style='padding:0 14px 0 0'><b style='color:{color}'>A = {adv:+.2f}</b>"
+                     f"&nbsp; L = {value:+.3f} &nbsp; ∂L/∂r = {slope:+.2f}</td>")
+    return (f"<table style='font-family:monospace'><tr><td style='padding:0 14px 0 0'>r = {r:.2f}</td>"
+            f"{''.join(cells)}</tr></table>")
 
 
 class ClipExplorer:
@@ -99,18 +118,24 @@ class ClipExplorer:
         self.eps = widgets.FloatSlider(value=eps, min=0.05, max=0.5, step=0.05, description="clip ε", **slider)
         self.adv = widgets.FloatSlider(value=adv, min=-A_MAX, max=A_MAX, step=0.1, description="advantage A",
                                        **slider)
+        # The numbers at r live in an HTML line, not in the figure: text is the costliest thing to
+        # render in matplotlib, and the browser draws it for free.
+        self.readout = widgets.HTML()
         fig, axes = new_figure(ncols=2, width=5.0, height=3.8)
         self.panels = [_Panel(axes[0], +1), _Panel(axes[1], -1)]
         axes[0].legend(loc="lower right", fontsize=8)
-        self.figure = LiveFigure(fig)
         self._update_curves()
         self._update_point()
+        # Two layers over a static background: the curves (ε and A change them), then the markers
+        # (r moves them). A move of r redraws only the two dots.
+        self.figure = LiveFigure(fig, layers=[[a for p in self.panels for a in p.shape_artists()],
+                                              [a for p in self.panels for a in p.marker_artists()]])
         self.figure.redraw()
         # r only moves the markers; ε and A change the curves.
         self.r.observe(self._on_r, names="value")
         self.eps.observe(self._on_shape, names="value")
         self.adv.observe(self._on_shape, names="value")
-        self.widget = widgets.VBox([widgets.VBox([self.r, self.eps, self.adv]), self.figure.widget])
+        self.widget = widgets.VBox([widgets.VBox([self.r, self.eps, self.adv]), self.readout, self.figure.widget])
 
     def _update_curves(self) -> None:
         size = abs(self.adv.value)
@@ -121,17 +146,17 @@ class ClipExplorer:
             panel.ax.title.set_fontweight("bold" if i == active else "normal")
 
     def _update_point(self) -> None:
-        for panel in self.panels:
-            panel.update_point(self.r.value)
+        rows = [(panel.adv, *panel.update_point(self.r.value)) for panel in self.panels]
+        self.readout.value = readout_html(self.r.value, rows)
 
     def _on_r(self, _change) -> None:
         self._update_point()
-        self.figure.redraw()
+        self.figure.redraw(layer=MARKERS)
 
     def _on_shape(self, _change) -> None:
         self._update_curves()
         self._update_point()
-        self.figure.redraw()
+        self.figure.redraw(layer=CURVES)
 
     def _ipython_display_(self):
         from IPython.display import display
