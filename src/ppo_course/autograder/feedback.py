@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .course import Course
 from .paths import CourseError
-from .release import nbgrader_config
+from .release import grading_config
 
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
@@ -27,7 +27,9 @@ def hidden_lines(notebook_path: Path) -> list[str]:
     """The distinctive lines of the hidden tests in an autograded notebook."""
     cells = json.loads(notebook_path.read_text())["cells"]
     text = "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
-    return [line.strip() for block in HIDDEN.findall(text) for line in block.splitlines() if len(line.strip()) > 12]
+    shown = {line.strip() for line in HIDDEN.sub("", text).splitlines()}  # also in the visible tests
+    return [line.strip() for block in HIDDEN.findall(text) for line in block.splitlines()
+            if len(line.strip()) > 12 and line.strip() not in shown]
 
 
 def visible_text(page: str) -> str:
@@ -39,10 +41,6 @@ def render(graded_dir: Path, student: str, lesson: str, notebook: str) -> str:
     """nbgrader's feedback HTML for one graded submission (in a throwaway course)."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import ClearHiddenTests, GetGrades
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-
-    from .preprocessors import TrimTracebacks
 
     with tempfile.TemporaryDirectory(prefix="ppo-feedback-") as tmp:
         root = Path(tmp)
@@ -50,9 +48,7 @@ def render(graded_dir: Path, student: str, lesson: str, notebook: str) -> str:
         target.mkdir(parents=True)
         shutil.copy(graded_dir / notebook, target / notebook)
         shutil.copy(graded_dir / "gradebook.db", root / "gradebook.db")
-        config = nbgrader_config(root)
-        config.GenerateFeedback.preprocessors = [ClearHiddenTests, TrimTracebacks, GetGrades,
-                                                 CSSHTMLHeaderPreprocessor]
+        config = grading_config(root)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
         result = api.generate_feedback(lesson, student)
         page = root / "feedback" / student / lesson / notebook.replace(".ipynb", ".html")

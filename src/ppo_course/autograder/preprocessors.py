@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
 
 from .contract import is_test_cell
 
@@ -14,6 +15,8 @@ class StderrIsNotFailure(Preprocessor):
     the text is kept, as ordinary output; errors (failed asserts) still score 0.
     """
 
+    enabled = Bool(True)  # nbconvert preprocessors are off unless enabled
+
     def preprocess_cell(self, cell, resources, index):
         if is_test_cell(cell):
             for output in cell.get("outputs", []):
@@ -24,6 +27,8 @@ class StderrIsNotFailure(Preprocessor):
 
 class TrimTracebacks(Preprocessor):
     """In feedback, a failed test shows its message, not the traceback (which quotes hidden test code)."""
+
+    enabled = Bool(True)
 
     def preprocess_cell(self, cell, resources, index):
         if is_test_cell(cell):

@@ -36,12 +36,27 @@ def nbgrader_config(course_root: Path):
     return config
 
 
-def grading_config(course_root: Path, db_path: Path, cell_timeout: int):
-    """nbgrader_config for autograding one submission in a scratch course with its own gradebook."""
+def grading_config(course_root: Path, db_path: Path | None = None, cell_timeout: int = 30):
+    """nbgrader_config plus the course's grading pipeline (used by `grade`, `feedback` and stock nbgrader):
+
+    autograde: a test cell scores on its assertions even if something wrote to stderr;
+    feedback:  hidden tests removed (nbgrader's ClearHiddenTests) and failed tests shown without tracebacks.
+    """
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import ClearHiddenTests, Execute, GetGrades
+
+    from .preprocessors import StderrIsNotFailure, TrimTracebacks
+
     config = nbgrader_config(course_root)
-    config.CourseDirectory.db_url = f"sqlite:///{db_path}"
+    if db_path is not None:
+        config.CourseDirectory.db_url = f"sqlite:///{db_path}"
     config.Execute.timeout = cell_timeout
     config.Execute.interrupt_on_timeout = True  # a plain infinite loop costs one cell, not the notebook
+    pipeline = list(Autograde.autograde_preprocessors.default())
+    pipeline.insert(pipeline.index(Execute) + 1, StderrIsNotFailure)
+    config.Autograde.autograde_preprocessors = pipeline
+    config.GenerateFeedback.preprocessors = [ClearHiddenTests, TrimTracebacks, GetGrades, CSSHTMLHeaderPreprocessor]
     return config
 
 

@@ -24,17 +24,11 @@ def limit_memory(max_bytes: int) -> None:
 def autograde(scratch: Path, job: dict) -> dict:
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
-    from nbgrader.converters import Autograde
     from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import Execute
 
-    from .preprocessors import StderrIsNotFailure
     from .release import grading_config
 
     config = grading_config(scratch / "course", scratch / "gradebook.db", job["cell_timeout"])
-    pipeline = list(Autograde.autograde_preprocessors.default())
-    pipeline.insert(pipeline.index(Execute) + 1, StderrIsNotFailure)
-    config.Autograde.autograde_preprocessors = pipeline
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result = api.autograde(job["lesson"], job["student"], force=True, create=True)
     if not result["success"]:

@@ -1,0 +1,275 @@
+"""End to end: a small class of lesson 03 submissions, good and bad, through the real commands.
+
+One Canvas-style zip is collected, graded (in parallel, with short time limits), given feedback and
+exported; the tests then check every student's status and scores, the CSV, the feedback pages, and
+that no submitted file, source or released notebook changed by a single byte.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import hashlib
+import io
+import json
+import re
+import zipfile
+
+import nbformat
+import pytest
+
+from conftest import LESSONS, SOLUTIONS
+from grading_helpers import solution_answers, submission, with_edit
+from ppo_course.autograder.cli import main
+
+LESSON = "03-clipped-surrogate"
+FULL = {"clipped_surrogate_tests": 4.0, "clip_is_active_tests": 3.0, "ppo_policy_loss_tests": 3.0}
+ZERO = dict.fromkeys(FULL, 0.0)
+LIMITS = ["--cell-timeout", "8", "--timeout", "90", "--memory-gb", "3", "--jobs", "2"]
+
+
+def to_bytes(nb) -> bytes:
+    return nbformat.writes(nb).encode()
+
+
+def with_answers(**changes) -> nbformat.NotebookNode:
+    return submission(LESSON, dict(solution_answers(LESSON), **changes))
+
+
+def cell_index(nb, grade_id: str) -> int:
+    return next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def runaway() -> bytes:
+    """A memory blow-up, an infinite loop, and a sleep after a correct definition."""
+    answers = solution_answers(LESSON)
+    return to_bytes(with_answers(
+        clipped_surrogate="big = bytearray(64 * 2**30)\n" + answers["clipped_surrogate"],
+        clip_is_active="while True:\n    pass\n",
+        ppo_policy_loss=answers["ppo_policy_loss"] + "\nimport time\ntime.sleep(10**6)\n"))
+
+
+def vscode_round_trip() -> bytes:
+    """Metadata gone, answer in a new cell below the stub, an answer cell turned markdown, a warning."""
+    answers = solution_answers(LESSON)
+    nb = submission(LESSON, {"ppo_policy_loss": answers["ppo_policy_loss"]})
+    warning = ("\nimport warnings\n_plain = clipped_surrogate\n"
+               "def clipped_surrogate(*args, **kwargs):\n"
+               "    warnings.warn('a harmless warning on stderr', UserWarning)\n    return _plain(*args, **kwargs)\n")
+    below = cell_index(nb, "clipped_surrogate") + 1
+    active = nb.cells[cell_index(nb, "clip_is_active")]
+    active.cell_type, active.source = "markdown", "```python\n" + answers["clip_is_active"] + "\n```"
+    active.pop("outputs"), active.pop("execution_count")
+    nb.cells.insert(below, nbformat.v4.new_code_cell(answers["clipped_surrogate"] + warning))
+    for cell in nb.cells:
+        cell.metadata = {}
+    return to_bytes(nb)
+
+
+def older_release() -> bytes:
+    """Saved from an earlier version of the lesson: other prose, other visible tests, a cell fewer."""
+    nb = with_answers()
+    nb.cells[0].source = "# Lesson 03, first draft"
+    nb.cells[cell_index(nb, "clip_is_active_tests")].source = "assert True  # the old, weaker test"
+    del nb.cells[4]
+    return to_bytes(nb)
+
+
+def tampered() -> bytes:
+    """A wrong answer behind a test replaced by `pass`, a deleted test, a duplicated one, cells reordered,
+    and code that deletes files, writes outside its folder and looks for the solutions."""
+    answers = solution_answers(LESSON)
+    wrong = with_edit(answers, "clipped_surrogate", lambda s: s.replace("torch.minimum", "torch.maximum"))
+    wrong["ppo_policy_loss"] += VANDAL
+    nb = submission(LESSON, wrong)
+    nb.cells[cell_index(nb, "clipped_surrogate_tests")].source = "pass"
+    del nb.cells[cell_index(nb, "clip_is_active_tests")]
+    duplicate = copy.deepcopy(nb.cells[cell_index(nb, "ppo_policy_loss_tests")])
+    duplicate.id = "pasted-twice"
+    nb.cells.append(duplicate)
+    answer = nb.cells.pop(cell_index(nb, "ppo_policy_loss"))
+    nb.cells.insert(3, answer)
+    return to_bytes(nb)
+
+
+VANDAL = """
+import glob, os
+for path in glob.glob("*.ipynb"):
+    os.remove(path)          # its own copy: grading must not care
+open("../../../../vandal.txt", "w").write("was here")
+print("solutions visible:", bool(glob.glob("../../../source/*/*.ipynb")))
+"""
+
+
+def build_class() -> dict[str, bytes]:
+    """Canvas file names -> bytes. Each student shows one case; `expected` says what each gets."""
+    answers = solution_answers(LESSON)
+    good = to_bytes(with_answers())
+    return {
+        "good_101_1_03-clipped-surrogate.ipynb": good,
+        "partial_102_2_03-clipped-surrogate.ipynb": to_bytes(submission(LESSON, with_edit(
+            answers, "clipped_surrogate", lambda s: s.replace("torch.minimum", "torch.maximum")))),
+        "blank_103_3_03-clipped-surrogate.ipynb": to_bytes(submission(LESSON, {})),
+        "runaway_104_4_03-clipped-surrogate.ipynb": runaway(),
+        "deaf_105_5_03-clipped-surrogate.ipynb": to_bytes(with_answers(
+            clip_is_active="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n")),
+        "quitter_106_6_03-clipped-surrogate.ipynb": to_bytes(with_answers(clip_is_active="import os\nos._exit(1)\n")),
+        "segfault_107_7_03-clipped-surrogate.ipynb": to_bytes(with_answers(
+            clip_is_active="import ctypes\nctypes.string_at(0)\n")),
+        "vscode_108_8_03-clipped-surrogate.ipynb": vscode_round_trip(),
+        "older_109_9_Untitled1.json": older_release(),
+        "tampered_110_10_03-clipped-surrogate.ipynb": tampered(),
+        "truncated_112_12_03-clipped-surrogate.ipynb": good[: len(good) // 2],
+        "notjson_113_13_03-clipped-surrogate.ipynb": b"<html>Canvas error page</html>",
+        "empty_114_14_03-clipped-surrogate.ipynb": b"",
+        "script_115_15_answers.py": b"def clipped_surrogate(ratio, adv, eps=0.2):\n    return ratio\n",
+        "README.txt": b"not a submission: no student id in this name",
+    }
+
+
+EXPECTED = {  # student -> (status, scores)
+    "101": ("graded", FULL),
+    "102": ("graded", dict(FULL, clipped_surrogate_tests=0.0)),
+    "103": ("graded", ZERO),
+    "104": ("graded", dict(ZERO, ppo_policy_loss_tests=3.0)),
+    "105": ("timeout", {}),
+    "106": ("crashed", {}),
+    "107": ("crashed", {}),
+    "108": ("graded", FULL),
+    "109": ("graded", FULL),
+    "110": ("graded", dict(FULL, clipped_surrogate_tests=0.0)),
+    "112": ("unreadable", {}),
+    "113": ("unreadable", {}),
+    "114": ("unreadable", {}),
+    "115": ("missing", {}),
+}
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+def digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    root = tmp_path_factory.mktemp("class")
+    files = build_class()
+    upload = root / "canvas.zip"
+    with zipfile.ZipFile(upload, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    protected = [upload, *(SOLUTIONS / LESSON).glob("*"), *(LESSONS / LESSON).glob("*")]
+    before = {p: digest(p) for p in protected}
+    course = root / "course"
+    outputs = {"collect": run("collect", str(upload), "--course", str(course), "--lesson", "03"),
+               "grade": run("grade", "--course", str(course), "--no-progress", *LIMITS),
+               "feedback": run("feedback", "--course", str(course)),
+               "export": run("export", "--course", str(course))}
+    return {"course": course, "files": files, "outputs": outputs, "before": before,
+            "after": {p: digest(p) for p in protected}}
+
+
+def result(course, student: str) -> dict:
+    return json.loads((course / "autograded" / student / LESSON / "result.json").read_text())
+
+
+def test_every_command_succeeds(graded_class):
+    assert {name: code for name, (code, _) in graded_class["outputs"].items()} == dict.fromkeys(
+        ["collect", "grade", "feedback", "export"], 0)
+    assert "skipped README.txt: no student id" in graded_class["outputs"]["collect"][1]
+
+
+@pytest.mark.parametrize("student", sorted(EXPECTED))
+def test_status_and_scores(graded_class, student):
+    status, scores = EXPECTED[student]
+    record = result(graded_class["course"], student)
+    assert (record["status"], record["scores"]) == (status, scores), record
+
+
+def test_repairs_are_reported(graded_class):
+    notes = {s: " ".join(result(graded_class["course"], s)["notes"]) for s in ("104", "108", "109", "110")}
+    assert "2 cell(s) stopped at the 8 s limit" in notes["104"]
+    assert "metadata missing" in notes["108"] and "clip_is_active: answer found by markdown cell" not in notes["108"]
+    assert "clip_is_active: answer found by function name" in notes["108"]
+    assert "clipped_surrogate: answer found by function name (cell" in notes["108"]
+    assert "not named .ipynb" in notes["109"]
+    for repair in ("clipped_surrogate_tests edited", "clip_is_active_tests missing", "ppo_policy_loss_tests duplicated"):
+        assert repair in notes["110"]
+
+
+def test_summary_names_every_failure(graded_class):
+    summary = graded_class["outputs"]["grade"][1]
+    assert "14 submissions: 2 crashed, 7 graded, 1 missing, 1 timeout, 3 unreadable" in summary
+    assert re.search(r"UNREADABLE +03-clipped-surrogate 112: not a notebook: broken JSON", summary)
+    assert re.search(r"MISSING +03-clipped-surrogate 115: no notebook handed in \(found answers.py\)", summary)
+
+
+def test_originals_and_course_notebooks_unchanged(graded_class):
+    assert graded_class["before"] == graded_class["after"]
+    course, files = graded_class["course"], graded_class["files"]
+    for name, data in files.items():
+        if name == "README.txt":
+            continue
+        student, file_name = name.split("_")[1], name.split("_", 3)[3]
+        assert (course / "submitted" / student / LESSON / file_name).read_bytes() == data, name
+    assert not (course / "vandal.txt").exists()
+
+
+def test_student_code_saw_no_solutions(graded_class):
+    graded = (graded_class["course"] / "autograded" / "110" / LESSON / f"{LESSON}.ipynb").read_text()
+    assert "solutions visible: False" in graded
+
+
+def test_gradebook_csv(graded_class):
+    with open(graded_class["course"] / "gradebook.csv", newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert list(next(iter(rows.values()))) == [
+        "student_id", "name", "03 clipped_surrogate (4)", "03 clip_is_active (3)", "03 ppo_policy_loss (3)",
+        "03 total (10)", "total (10)", "status", "comment"]
+    assert sorted(rows) == sorted(EXPECTED)
+    assert (rows["101"]["name"], rows["101"]["total (10)"], rows["101"]["status"]) == ("good", "10", "graded")
+    assert rows["102"]["03 clipped_surrogate (4)"] == "0" and rows["102"]["total (10)"] == "6"
+    assert rows["105"]["status"] == "03 timeout" and rows["105"]["total (10)"] == "0"
+    assert rows["112"]["comment"].startswith("03: not a notebook")
+
+
+def visible(page: str) -> str:
+    return re.sub(r"<[^>]+>", "", page).replace("&quot;", '"').replace("&#39;", "'").replace("&lt;", "<")
+
+
+def hidden_test_lines() -> list[str]:
+    """Lines only the hidden tests have (not also in the released notebook)."""
+    nb = nbformat.read(SOLUTIONS / LESSON / f"{LESSON}.ipynb", as_version=4)
+    student_form = nbformat.read(LESSONS / LESSON / f"{LESSON}.ipynb", as_version=4)
+    released = {line.strip() for cell in student_form.cells for line in cell.source.splitlines()}
+    blocks = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", "\n".join(c.source for c in nb.cells), re.S)
+    return [line.strip() for block in blocks for line in block.splitlines()
+            if len(line.strip()) > 12 and line.strip() not in released]
+
+
+def solution_lines() -> list[str]:
+    nb = nbformat.read(SOLUTIONS / LESSON / f"{LESSON}.ipynb", as_version=4)
+    blocks = re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", "\n".join(c.source for c in nb.cells), re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if len(line.strip()) > 12]
+
+
+@pytest.mark.parametrize("student", ["101", "102", "103", "108", "110"])
+def test_feedback_shows_scores_but_no_hidden_tests(graded_class, student):
+    page = visible((graded_class["course"] / "feedback" / student / LESSON / f"{LESSON}.html").read_text())
+    hidden = hidden_test_lines()
+    assert hidden, "lesson 03 should have hidden tests to hide"
+    assert [line for line in hidden if line in page] == []
+    assert "HIDDEN TESTS" not in page
+    if student == "103":
+        assert [line for line in solution_lines() if line in page] == [], "feedback must not show the solutions"
+
+
+def test_feedback_for_an_ungraded_submission_says_why(graded_class):
+    page = (graded_class["course"] / "feedback" / "112" / LESSON / f"{LESSON}.html").read_text()
+    assert "could not be graded" in page and "broken JSON" in page
