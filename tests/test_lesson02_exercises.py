@@ -1,0 +1,143 @@
+"""Lesson 02's tests accept the reference answers and reject the wrong answers students really write."""
+from __future__ import annotations
+
+import pytest
+
+from exercise_checks import run_tests_against
+from grading_helpers import solution_answers
+
+LESSON = "02-trpo"
+
+SIGNATURES = {
+    "categorical_kl": "def categorical_kl(p_logits, q_logits):",
+    "conjugate_gradient": "def conjugate_gradient(Avp, b, iters=10, tol=1e-10):",
+    "trpo_step_size": "def trpo_step_size(s, Fs, delta=0.01):",
+    "backtracking_line_search": "def backtracking_line_search(evaluate, full_step, delta=0.01, shrink=0.5, max_tries=10):",
+}
+
+
+def answer(exercise: str, body: str) -> str:
+    return SIGNATURES[exercise] + "\n" + "\n".join("    " + line for line in body.strip().splitlines())
+
+
+def cg(loop_body: str, setup: str = "x = torch.zeros_like(b)\nr = b.clone()\np = r.clone()\nr_dot_r = r @ r") -> str:
+    """A conjugate-gradient answer: the usual set-up, then ``loop_body`` inside ``for _ in range(iters):``."""
+    indented = "\n".join("    " + line for line in loop_body.strip().splitlines())
+    return f"{setup}\nfor _ in range(iters):\n{indented}\nreturn x"
+
+
+CORRECT_CG_LOOP = """
+if r_dot_r < tol:
+    break
+Ap = Avp(p)
+alpha = r_dot_r / (p @ Ap)
+x = x + alpha * p
+r = r - alpha * Ap
+new_r_dot_r = r @ r
+p = r + (new_r_dot_r / r_dot_r) * p
+r_dot_r = new_r_dot_r
+"""
+
+
+def cg_with(old: str, new: str) -> str:
+    assert old in CORRECT_CG_LOOP, old
+    return cg(CORRECT_CG_LOOP.replace(old, new))
+
+
+LINE_SEARCH = """
+for k in range(max_tries):
+    step = shrink ** k * full_step
+    gain, kl = evaluate(step)
+    if {condition}:
+        return step
+return {fallback}
+"""
+
+
+def line_search(condition: str = "kl <= delta and gain > 0", fallback: str = "torch.zeros_like(full_step)") -> str:
+    return LINE_SEARCH.format(condition=condition, fallback=fallback)
+
+
+WRONG_ANSWERS = {
+    "categorical_kl": {
+        "wrong direction, KL(q || p)": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
+                                      "return (log_q.exp() * (log_q - log_p)).sum(-1)",
+        "logits used as log-probabilities": "return (torch.softmax(p_logits, -1) * (p_logits - q_logits)).sum(-1)",
+        "log of softmax (not log_softmax)": "p, q = torch.softmax(p_logits, -1), torch.softmax(q_logits, -1)\n"
+                                            "return (p * (p.log() - q.log())).sum(-1)",
+        "weighted by q": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
+                         "return (log_q.exp() * (log_p - log_q)).sum(-1)",
+        "mean over actions instead of sum": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
+                                            "return (log_p.exp() * (log_p - log_q)).mean(-1)",
+        "averaged over rows": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
+                              "return (log_p.exp() * (log_p - log_q)).sum(-1).mean()",
+        "cross-entropy instead of KL": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
+                                       "return -(log_p.exp() * log_q).sum(-1)",
+    },
+    "conjugate_gradient": {
+        "sign error in the residual update": cg_with("r = r - alpha * Ap", "r = r + alpha * Ap"),
+        "sign error in the solution update": cg_with("x = x + alpha * p", "x = x - alpha * p"),
+        "stale residual in the direction update": cg_with(
+            "new_r_dot_r = r @ r\np = r + (new_r_dot_r / r_dot_r) * p",
+            "new_r_dot_r = r @ r\np = (r + alpha * Ap) + (new_r_dot_r / r_dot_r) * p"),
+        "residual never updated": cg_with("r = r - alpha * Ap\n", ""),
+        "beta from the stale residual": cg_with("new_r_dot_r = r @ r", "new_r_dot_r = r_dot_r"),
+        "no early stop": cg_with("if r_dot_r < tol:\n    break\n", ""),
+        "steepest descent (p = r)": cg_with("p = r + (new_r_dot_r / r_dot_r) * p", "p = r.clone()"),
+        "starts from x = b": cg(CORRECT_CG_LOOP, setup="x = b.clone()\nr = b - Avp(x)\np = r.clone()\nr_dot_r = r @ r"),
+        "residual in place (modifies b)": cg(CORRECT_CG_LOOP.replace("r = r - alpha * Ap", "r -= alpha * Ap"),
+                                             setup="x = torch.zeros_like(b)\nr = b\np = r.clone()\nr_dot_r = r @ r"),
+        "tol ignored": cg_with("if r_dot_r < tol:", "if r_dot_r < 1e-30:"),
+    },
+    "trpo_step_size": {
+        "missing the factor 2": "return torch.sqrt(delta / (s @ Fs))",
+        "missing the square root": "return 2 * delta / (s @ Fs)",
+        "inverted fraction": "return torch.sqrt((s @ Fs) / (2 * delta))",
+        "norms instead of s^T F s": "return torch.sqrt(2 * delta / (s.norm() * Fs.norm()))",
+        "hard-coded delta": "return torch.sqrt(2 * 0.01 / (s @ Fs))",
+    },
+    "backtracking_line_search": {
+        "accepts a step that breaks the KL bound": line_search("gain > 0"),
+        "accepts a step that does not improve": line_search("kl <= delta"),
+        "accepts a zero gain (>= 0)": line_search("kl <= delta and gain >= 0"),
+        "returns the last try when all fail": line_search(fallback="step"),
+        "starts at half the step": LINE_SEARCH.replace("shrink ** k", "shrink ** (k + 1)").format(
+            condition="kl <= delta and gain > 0", fallback="torch.zeros_like(full_step)"),
+        "hard-coded delta": line_search("kl <= 0.01 and gain > 0"),
+        "hard-coded shrink": LINE_SEARCH.replace("shrink ** k", "0.5 ** k").format(
+            condition="kl <= delta and gain > 0", fallback="torch.zeros_like(full_step)"),
+        "keeps the smallest acceptable step": "accepted = torch.zeros_like(full_step)\n"
+                                             "for k in range(max_tries):\n"
+                                             "    step = shrink ** k * full_step\n"
+                                             "    gain, kl = evaluate(step)\n"
+                                             "    if kl <= delta and gain > 0:\n"
+                                             "        accepted = step\n"
+                                             "return accepted",
+        "shrinks full_step in place": "for k in range(max_tries):\n"
+                                      "    gain, kl = evaluate(full_step)\n"
+                                      "    if kl <= delta and gain > 0:\n"
+                                      "        return full_step\n"
+                                      "    full_step *= shrink\n"
+                                      "return torch.zeros_like(full_step)",
+    },
+}
+
+CASES = [(exercise, name, body) for exercise, wrong in WRONG_ANSWERS.items() for name, body in wrong.items()]
+
+
+@pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
+def test_reference_answer_passes(exercise):
+    run_tests_against(LESSON, exercise, solution_answers(LESSON)[exercise])
+
+
+def test_the_wrong_conjugate_gradients_are_well_formed():
+    """The CG variants above are edits of a correct loop: that loop itself must pass."""
+    run_tests_against(LESSON, "conjugate_gradient", answer("conjugate_gradient", cg(CORRECT_CG_LOOP)))
+    run_tests_against(LESSON, "backtracking_line_search", answer("backtracking_line_search", line_search()))
+
+
+@pytest.mark.parametrize("exercise,name,body", CASES, ids=[f"{e}: {n}" for e, n, _ in CASES])
+def test_wrong_answer_is_rejected(exercise, name, body):
+    with pytest.raises(AssertionError) as failure:
+        run_tests_against(LESSON, exercise, answer(exercise, body))
+    assert str(failure.value).strip(), "the rejection must tell the learner what to check"
