@@ -266,6 +266,8 @@ def test_feedback_shows_scores_but_no_hidden_tests(graded_class, student):
     assert hidden, "lesson 03 should have hidden tests to hide"
     assert [line for line in hidden if line in page] == []
     assert "HIDDEN TESTS" not in page
+    total = result(graded_class["course"], student)["total"]
+    assert f"{LESSON} (Score: {total:.1f} / 10.0)" in page, "the page must show the student's score"
     if student == "103":
         assert [line for line in solution_lines() if line in page] == [], "feedback must not show the solutions"
 

@@ -1,0 +1,165 @@
+"""The autograder's input handling, without kernels: collect's id patterns, the rebuild's answer
+matching, and one-line errors for bad command lines."""
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import zipfile
+
+import nbformat
+import pytest
+
+from conftest import LESSONS, SOLUTIONS
+from grading_helpers import solution_answers, submission
+from ppo_course.autograder.cli import main
+from ppo_course.autograder.contract import read_contract
+from ppo_course.autograder.rebuild import SubmissionError, find_answer, is_stub, rebuild
+
+LESSON = "03-clipped-surrogate"
+CONTRACT = read_contract(SOLUTIONS / LESSON / f"{LESSON}.ipynb")
+RELEASED = nbformat.read(LESSONS / LESSON / f"{LESSON}.ipynb", as_version=4)
+STUB = "def clip_is_active(ratio, adv, eps=0.2):\n    '''doc'''\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+
+
+def test_contract_of_lesson_03():
+    assert [(e.answer_id, e.functions, e.test_id, e.points) for e in CONTRACT.exercises] == [
+        ("clipped_surrogate", ("clipped_surrogate",), "clipped_surrogate_tests", 4.0),
+        ("clip_is_active", ("clip_is_active",), "clip_is_active_tests", 3.0),
+        ("ppo_policy_loss", ("ppo_policy_loss",), "ppo_policy_loss_tests", 3.0)]
+
+
+@pytest.mark.parametrize("source, stub", [
+    (STUB, True),
+    (STUB.replace("NotImplementedError()", "NotImplementedError"), True),
+    (STUB.replace("raise NotImplementedError()", "pass\n    raise NotImplementedError('todo')"), True),
+    (STUB.replace("raise NotImplementedError()", "return ratio > 1 + eps"), False),
+    ("def clip_is_active(ratio, adv, eps=0.2):\n    return (", False),   # broken, but the learner's own
+])
+def test_stub_detection(source, stub):
+    assert is_stub(source, ("clip_is_active",)) is stub
+
+
+def test_last_real_definition_wins_over_stub_and_earlier_attempts():
+    cells = [nbformat.v4.new_code_cell(s) for s in (
+        "def clip_is_active(ratio, adv, eps=0.2):\n    return 1", STUB, "x = 1",
+        "def clip_is_active(ratio, adv, eps=0.2):\n    return 2", STUB)]
+    exercise = CONTRACT.exercises[1]
+    assert find_answer(cells, exercise).source.endswith("return 2")
+    assert find_answer([nbformat.v4.new_code_cell(STUB)], exercise) is None
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"", "the file is empty"),
+    (b"{\"cells\": [", "broken JSON"),
+    (b"\x89PNG\r\n\x1a\n\x00\xff", "binary"),
+    (b"[1, 2, 3]", "JSON without cells"),
+])
+def test_unreadable_files_say_why(data, message):
+    with pytest.raises(SubmissionError, match=message) as caught:
+        rebuild(data, RELEASED, CONTRACT)
+    assert caught.value.status == "unreadable"
+
+
+def test_rebuild_keeps_the_course_cells_and_only_takes_answers():
+    answers = solution_answers(LESSON)
+    nb = submission(LESSON, answers)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade"):
+            cell.source = "pass"
+    nb.cells.insert(0, nbformat.v4.new_code_cell("print('my scratch work')"))
+    rebuilt = rebuild(nbformat.writes(nb).encode(), RELEASED, CONTRACT)
+    expected = copy.deepcopy(RELEASED)
+    for cell in expected.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in answers:
+            cell.source = answers[cell.metadata.nbgrader.grade_id]
+    assert [c.source for c in rebuilt.notebook.cells] == [c.source for c in expected.cells]
+    assert sum("edited: restored" in note for note in rebuilt.notes) == 3
+
+
+def make_zip(path, entries: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_collect_moodle_folders_and_hostile_names(tmp_path, capsys):
+    """Moodle names (flat and in folders), odd characters, a path that climbs out, a re-collect."""
+    upload = make_zip(tmp_path / "moodle.zip", {
+        "Jane Smith_201_assignsubmission_file_/03-clipped-surrogate.ipynb": b"jane",
+        "Ali Khan_202_assignsubmission_file_lesson 3.ipynb": b"ali",
+        "Ali Khan_202_assignsubmission_file_lesson 3 .ipynb": b"ali again",
+        "Eve_203_assignsubmission_file_/../../../escape.ipynb": b"eve",
+        "__MACOSX/._junk": b"x",
+    })
+    course = tmp_path / "course"
+    assert main(["collect", str(upload), "--course", str(course), "--lesson", "3", "--id-pattern", "moodle"]) == 0
+    files = sorted(p.relative_to(course).as_posix() for p in course.rglob("*") if p.is_file())
+    assert files == ["collected.csv", f"submitted/201/{LESSON}/03-clipped-surrogate.ipynb",
+                     f"submitted/202/{LESSON}/lesson_3.ipynb", f"submitted/202/{LESSON}/lesson_3_.ipynb"]
+    assert "skipped Eve_203_assignsubmission_file_/../../../escape.ipynb" in capsys.readouterr().out
+    assert not list(tmp_path.rglob("escape.ipynb"))
+    assert (course / f"submitted/201/{LESSON}/03-clipped-surrogate.ipynb").read_bytes() == b"jane"
+    assert "Jane Smith" in (course / "collected.csv").read_text()
+    # again: nothing new; a changed file with the same name is kept beside the first
+    assert main(["collect", str(upload), "--course", str(course), "--lesson", "03"]) == 0
+    assert "3 already there" in capsys.readouterr().out
+    folders = tmp_path / "folders" / "201"
+    folders.mkdir(parents=True)
+    (folders / "03-clipped-surrogate.ipynb").write_bytes(b"jane, later")
+    assert main(["collect", str(tmp_path / "folders"), "--course", str(course), "--lesson", "03"]) == 0
+    assert (course / f"submitted/201/{LESSON}/03-clipped-surrogate (2).ipynb").read_bytes() == b"jane, later"
+    assert (course / f"submitted/201/{LESSON}/03-clipped-surrogate.ipynb").read_bytes() == b"jane"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["collect", "{tmp}/none.zip", "--course", "{tmp}/c", "--lesson", "03"], "no zip file or folder at"),
+    (["collect", "{tmp}/not.zip", "--course", "{tmp}/c", "--lesson", "03"], "is not a readable zip file"),
+    (["collect", "{tmp}/ok.zip", "--course", "{tmp}/c", "--lesson", "99"], "unknown lesson '99'"),
+    (["collect", "{tmp}/ok.zip", "--course", "{tmp}/c", "--lesson", "03", "--id-pattern", "(x"],
+     "not a valid regular expression"),
+    (["collect", "{tmp}/ok.zip", "--course", "{tmp}/c", "--lesson", "03", "--id-pattern", "(?P<id>.*)"],
+     "needs a named group (?P<student>...)"),
+    (["collect", "{tmp}/ok.zip", "--course", "{tmp}/c", "--lesson", "03", "--id-pattern", "canvas"],
+     "no file name matched --id-pattern canvas"),
+    (["grade", "--course", "{tmp}/missing"], "no course directory at"),
+    (["grade", "--course", "{tmp}", "--jobs", "0"], "argument --jobs: must be more than 0, got 0"),
+    (["grade", "--course", "{tmp}", "--timeout", "soon"], "argument --timeout: 'soon' is not a number"),
+    (["grade", "--course", "{tmp}"], "no submissions of a known lesson under"),
+    (["feedback", "--course", "{tmp}"], "nothing graded yet"),
+    (["export", "--course", "{tmp}"], "nothing graded yet"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    (tmp_path / "not.zip").write_text("this is not a zip")
+    make_zip(tmp_path / "ok.zip", {"alice/03.ipynb": b"{}"})
+    with pytest.raises(SystemExit) if argv[0] == "frobnicate" or "--jobs" in argv or "--timeout" in argv \
+            else _returns(2) as outcome:
+        outcome.value = main([a.format(tmp=tmp_path) for a in argv])
+    if isinstance(outcome.value, SystemExit):
+        assert outcome.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+class _returns:
+    def __init__(self, code):
+        self.code, self.value = code, None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        assert self.value == self.code, f"exit status {self.value}, expected {self.code}"
+        return False
+
+
+def test_console_entry_point_help_and_error():
+    run = subprocess.run([sys.executable, "-m", "ppo_course.autograder", "export", "--course", "/nonexistent"],
+                         capture_output=True, text=True)
+    assert (run.returncode, run.stderr) == (2, "error: no course directory at /nonexistent (run `collect` first)\n")
+    helps = subprocess.run([sys.executable, "-m", "ppo_course.autograder", "grade", "--help"],
+                           capture_output=True, text=True).stdout
+    for option in ("--course", "--jobs", "--cell-timeout", "--timeout", "--memory-gb", "--student", "--force"):
+        assert option in helps
