@@ -17,7 +17,7 @@ from .trainer import PPOConfig, TrainResult, train
 
 #: label -> the config changes from the default (each one a pitfall from the lesson).
 ABLATIONS: dict[str, dict] = {
-    "default (eps=0.2, K=10, c2=0.01)": {},
+    "default (eps=0.2, K=4, c2=0.01)": {},
     "eps = 0.5 (clip too wide)": {"eps": 0.5},
     "K = 30 (too many epochs)": {"epochs": 30},
     "c2 = 0 (no entropy bonus)": {"c2": 0.0},
