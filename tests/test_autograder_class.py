@@ -113,9 +113,9 @@ def build_class() -> dict[str, bytes]:
         "runaway_104_4_03-clipped-surrogate.ipynb": runaway(),
         "deaf_105_5_03-clipped-surrogate.ipynb": to_bytes(with_answers(
             clip_is_active="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n")),
-        "quitter_106_6_03-clipped-surrogate.ipynb": to_bytes(with_answers(clip_is_active="import os\nos._exit(1)\n")),
-        "segfault_107_7_03-clipped-surrogate.ipynb": to_bytes(with_answers(
-            clip_is_active="import ctypes\nctypes.string_at(0)\n")),
+        "crasher_107_7_03-clipped-surrogate.ipynb": to_bytes(with_answers(
+            clip_is_active="import ctypes\nctypes.string_at(0)  # a segfault\n",
+            ppo_policy_loss="import os\nos._exit(1)\n")),
         "vscode_108_8_03-clipped-surrogate.ipynb": vscode_round_trip(),
         "older_109_9_Untitled1.json": older_release(),
         "tampered_110_10_03-clipped-surrogate.ipynb": tampered(),
@@ -132,9 +132,8 @@ EXPECTED = {  # student -> (status, scores)
     "102": ("graded", dict(FULL, clipped_surrogate_tests=0.0)),
     "103": ("graded", ZERO),
     "104": ("graded", dict(ZERO, ppo_policy_loss_tests=3.0)),
-    "105": ("timeout", {}),
-    "106": ("crashed", {}),
-    "107": ("crashed", {}),
+    "105": ("timeout", dict(FULL, clip_is_active_tests=0.0)),     # graded again without the culprit
+    "107": ("crashed", dict(ZERO, clipped_surrogate_tests=4.0)),   # two crashes, each answer dropped
     "108": ("graded", FULL),
     "109": ("graded", FULL),
     "110": ("graded", dict(FULL, clipped_surrogate_tests=0.0)),
@@ -193,7 +192,9 @@ def test_status_and_scores(graded_class, student):
 
 
 def test_repairs_are_reported(graded_class):
-    notes = {s: " ".join(result(graded_class["course"], s)["notes"]) for s in ("104", "108", "109", "110")}
+    notes = {s: " ".join(result(graded_class["course"], s)["notes"]) for s in ("104", "105", "107", "108", "109", "110")}
+    assert "graded again without clip_is_active (timeout)" in notes["105"]
+    assert "without clip_is_active (crashed)" in notes["107"] and "without ppo_policy_loss (crashed)" in notes["107"]
     assert "2 cell(s) stopped at the 8 s limit" in notes["104"]
     assert "metadata missing" in notes["108"] and "clip_is_active: answer found by markdown cell" not in notes["108"]
     assert "clip_is_active: answer found by function name" in notes["108"]
@@ -205,7 +206,7 @@ def test_repairs_are_reported(graded_class):
 
 def test_summary_names_every_failure(graded_class):
     summary = graded_class["outputs"]["grade"][1]
-    assert "14 submissions: 2 crashed, 7 graded, 1 missing, 1 timeout, 3 unreadable" in summary
+    assert "13 submissions: 1 crashed, 7 graded, 1 missing, 1 timeout, 3 unreadable" in summary
     assert re.search(r"UNREADABLE +03-clipped-surrogate 112: not a notebook: broken JSON", summary)
     assert re.search(r"MISSING +03-clipped-surrogate 115: no notebook handed in \(found answers.py\)", summary)
 
@@ -235,7 +236,7 @@ def test_gradebook_csv(graded_class):
     assert sorted(rows) == sorted(EXPECTED)
     assert (rows["101"]["name"], rows["101"]["total (10)"], rows["101"]["status"]) == ("good", "10", "graded")
     assert rows["102"]["03 clipped_surrogate (4)"] == "0" and rows["102"]["total (10)"] == "6"
-    assert rows["105"]["status"] == "03 timeout" and rows["105"]["total (10)"] == "0"
+    assert rows["105"]["status"] == "03 timeout" and rows["105"]["total (10)"] == "7"
     assert rows["112"]["comment"].startswith("03: not a notebook")
 
 

@@ -48,20 +48,7 @@ def add_lessons(parser: argparse.ArgumentParser, default: str) -> None:
                         help="the nbgrader source notebooks, with hidden tests (default: %(default)s)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m ppo_course.autograder",
-                    description="Instructor tools for the PPO course, built on nbgrader: "
-                                "release -> collect -> grade -> feedback -> export.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-
-    release = commands.add_parser(
-        "release", help="generate the student notebooks (lessons/) from the source notebooks (solutions/)",
-        description="Generate student notebooks with nbgrader: solutions become stubs, hidden tests are removed.")
-    release.add_argument("lessons", nargs="*", metavar="LESSON",
-                         help="lessons to release, by number or folder name (default: all)")
-    release.add_argument("--source", type=Path, default=SOLUTIONS_DIR, help="source notebooks (default: %(default)s)")
-    release.add_argument("--dest", type=Path, default=LESSONS_DIR, help="where to write (default: %(default)s)")
-
+def add_collect(commands) -> None:
     collect = commands.add_parser(
         "collect", help="lay out an LMS download (zip, or a folder of folders) for grading",
         description="Copy every submission, byte for byte, to COURSE/submitted/<student>/<lesson>/ and log it "
@@ -76,11 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
                               "folders (student/file.ipynb), auto (the first of those that matches; default), or a "
                               "regular expression with a (?P<student>...) group and optional (?P<name>...), (?P<file>...)")
 
+
+def add_grade(commands) -> None:
     grade = commands.add_parser(
         "grade", help="autograde every collected submission, in parallel",
         description="Autograde with nbgrader. Each submission is rebuilt from the released notebook plus the "
                     "learner's answers (so the course's own tests always run), then graded in a scratch copy "
-                    "with a fresh kernel under a per-cell and a per-submission time limit and a memory limit. "
+                    "with a fresh kernel under a per-cell and a per-submission time limit and a memory limit; an "
+                    "answer that kills or hangs the kernel is dropped (it scores 0) and the rest is graded again. "
                     "Results: COURSE/autograded/<student>/<lesson>/result.json. Submissions unchanged since "
                     "their last grading are not regraded unless --force.")
     add_course(grade)
@@ -96,6 +86,24 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--student", action="append", metavar="ID", help="grade only this student (repeatable)")
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m ppo_course.autograder",
+                    description="Instructor tools for the PPO course, built on nbgrader: "
+                                "release -> collect -> grade -> feedback -> export.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    release = commands.add_parser(
+        "release", help="generate the student notebooks (lessons/) from the source notebooks (solutions/)",
+        description="Generate student notebooks with nbgrader: solutions become stubs, hidden tests are removed.")
+    release.add_argument("lessons", nargs="*", metavar="LESSON",
+                         help="lessons to release, by number or folder name (default: all)")
+    release.add_argument("--source", type=Path, default=SOLUTIONS_DIR, help="source notebooks (default: %(default)s)")
+    release.add_argument("--dest", type=Path, default=LESSONS_DIR, help="where to write (default: %(default)s)")
+
+    add_collect(commands)
+    add_grade(commands)
 
     feedback = commands.add_parser(
         "feedback", help="write per-student HTML feedback (hidden tests removed)",

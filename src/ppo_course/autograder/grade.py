@@ -5,8 +5,10 @@ A submission ends with one of these statuses (the summary and the CSV show them)
   graded      nbgrader ran the course's tests; scores are in result.json (notes say what was repaired)
   missing     the student's folder holds no notebook
   unreadable  empty, truncated, not JSON, not a notebook: nothing to run
-  timeout     the whole submission ran past --timeout (e.g. a loop that ignores interrupts); killed
-  crashed     the kernel died (os._exit, a segfault, killed for memory) before grading finished
+  timeout     a cell ignored the interrupt at --cell-timeout, or the run passed --timeout; killed
+  crashed     the kernel died (os._exit, a segfault, killed for memory)
+              For these two, the answer that was running is dropped (it scores 0) and the rest is
+              graded again, so a student loses only that exercise; the status stays, for review.
   error       anything else; the message says what
 """
 from __future__ import annotations
@@ -27,13 +29,13 @@ from pathlib import Path
 import nbformat
 import psutil
 
-from .contract import Contract, read_contract
+from .contract import Contract, grade_id, is_answer_cell, read_contract
 from .course import Course, pick_submission
 from .paths import SOLUTIONS_DIR, CourseError
-from .rebuild import SubmissionError, rebuild
+from .rebuild import SubmissionError, fill, rebuild
 from .release import ensure_tools_on_path, nbgrader_config
 
-GRADED, FAILED_STATUSES = "graded", ("missing", "unreadable", "timeout", "crashed", "error")
+GRADED = "graded"
 RUNNING: set[subprocess.Popen] = set()   # workers in flight, killed if the instructor presses Ctrl-C
 
 
@@ -125,13 +127,18 @@ def run_worker(scratch: Path, limits: Limits) -> dict:
             timed_out = process.poll() is None
             kill_all(process, family)  # on time-out, and any kernel or child the worker left behind
             RUNNING.discard(process)
-    if timed_out:
-        return {"ok": False, "status": "timeout",
-                "log": f"still running after {limits.timeout} s (a loop that ignores interrupts?): killed"}
     outcome_path = scratch / "outcome.json"
-    if not outcome_path.exists():
-        return {"ok": False, "log": f"the grader exited with status {process.returncode}: " + last_line(scratch)}
-    return json.loads(outcome_path.read_text())
+    if timed_out:
+        outcome = {"ok": False, "status": "timeout",
+                   "log": f"still running after {limits.timeout} s (a loop that ignores interrupts?): killed"}
+    elif outcome_path.exists():
+        outcome = json.loads(outcome_path.read_text())
+    else:
+        outcome = {"ok": False, "log": f"the grader exited with status {process.returncode}: " + last_line(scratch)}
+    running = scratch / "running_cell"
+    if running.exists():
+        outcome["running_cell"] = int(running.read_text() or -1)
+    return outcome
 
 
 def last_line(scratch: Path) -> str:
@@ -200,20 +207,49 @@ def grade_submission(course: Course, kit: LessonKit, student: str, limits: Limit
         return save(course, record | {"status": error.status, "message": str(error)})
     record["notes"] += rebuilt.notes
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="ppo-grade-") as tmp:
-        scratch = Path(tmp)
-        stage(scratch, kit, student, rebuilt.notebook, limits)
-        outcome = run_worker(scratch, limits)
-        keep_graded(scratch, kit, student, previous.parent)
+    answers = {answer_id: answer.source for answer_id, answer in rebuilt.answers.items()}
+    outcome, dropped = grade_answers(kit, student, answers, limits, previous.parent)
     record["seconds"] = round(time.monotonic() - started, 1)
+    if dropped:  # keep the first failure's status so the instructor looks, but score the rest
+        record |= {"status": dropped[0][1], "message": f"{dropped[0][0]}: {dropped[0][2]}"}
+        record["notes"] += [f"graded again without {answer_id} ({status})" for answer_id, status, _ in dropped]
     if not outcome["ok"]:
-        status, message = ((outcome["status"], outcome["log"]) if "status" in outcome
-                           else failure_status(outcome["log"]))
+        status, message = failure(outcome)
         return save(course, record | {"status": status, "message": message})
     if outcome["stopped_cells"]:
         record["notes"].append(f"{outcome['stopped_cells']} cell(s) stopped at the {limits.cell_timeout} s limit")
     record["scores"] = {e.test_id: outcome["scores"].get(e.test_id) for e in kit.contract.exercises if e.test_id}
     return save(course, record)
+
+
+def failure(outcome: dict) -> tuple[str, str]:
+    return (outcome["status"], outcome["log"]) if "status" in outcome else failure_status(outcome["log"])
+
+
+def grade_answers(kit: LessonKit, student: str, answers: dict[str, str], limits: Limits,
+                  keep: Path) -> tuple[dict, list[tuple[str, str, str]]]:
+    """Autograde; when the kernel dies or hangs inside an exercise, grade again without that answer
+    (it scores 0, the others are graded as usual). Returns the last outcome and what was dropped."""
+    dropped: list[tuple[str, str, str]] = []   # (answer_id, status, message)
+    while True:
+        notebook = fill(kit.released, {k: v for k, v in answers.items() if k not in {d[0] for d in dropped}})
+        with tempfile.TemporaryDirectory(prefix="ppo-grade-") as tmp:
+            scratch = Path(tmp)
+            stage(scratch, kit, student, notebook, limits)
+            outcome = run_worker(scratch, limits)
+            keep_graded(scratch, kit, student, keep)
+        culprit = None if outcome["ok"] else culprit_of(outcome.get("running_cell"), kit)
+        if culprit is None or culprit not in answers or culprit in {d[0] for d in dropped}:
+            return outcome, dropped
+        dropped.append((culprit, *failure(outcome)))
+
+
+def culprit_of(running_cell: int | None, kit: LessonKit) -> str | None:
+    """The exercise whose answer was running: the last answer cell at or above the running cell."""
+    if running_cell is None:
+        return None
+    above = [grade_id(c) for i, c in enumerate(kit.released.cells) if is_answer_cell(c) and i <= running_cell]
+    return above[-1] if above else None
 
 
 def save(course: Course, record: dict) -> dict:
@@ -274,7 +310,8 @@ def summary(records: list[dict]) -> str:
     for record in records:
         who = f"{record['lesson']} {record['student']}"
         if record["status"] != GRADED:
-            lines.append(f"  {record['status'].upper():10} {who}: {record['message']}")
+            scored = f" ({record['total']:g}/{record['max']:g} for the rest)" if record["scores"] else ""
+            lines.append(f"  {record['status'].upper():10} {who}: {record['message']}{scored}")
         elif record["notes"]:
             lines.append(f"  {'graded':10} {who}: {record['total']:g}/{record['max']:g}; " + "; ".join(record["notes"]))
     return "\n".join(lines)

@@ -56,7 +56,7 @@ def read_submission(data: bytes) -> list[dict]:
     except UnicodeDecodeError:
         raise SubmissionError("unreadable", "not a notebook (binary file)") from None
     except json.JSONDecodeError as error:
-        raise SubmissionError("unreadable", f"not a notebook: broken JSON ({error.msg} at line {error.lineno}); "
+        raise SubmissionError("unreadable", f"not a notebook: broken JSON (line {error.lineno}: {error.msg}); "
                                             "truncated upload?") from None
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if cells is None and isinstance(nb, dict) and isinstance(nb.get("worksheets"), list):  # nbformat 3
@@ -123,10 +123,18 @@ def audit_tests(cells: list[dict], released: nbformat.NotebookNode) -> list[str]
     return notes
 
 
+def fill(released: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.NotebookNode:
+    """A copy of the released notebook with these answer cells' sources replaced."""
+    notebook = copy.deepcopy(released)
+    for cell in notebook.cells:
+        if grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    return notebook
+
+
 def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) -> Rebuilt:
     """The notebook to grade: ``released`` with the answers found in the submitted bytes."""
     cells = read_submission(data)
-    notebook = copy.deepcopy(released)
     answers, notes = {}, []
     for exercise in contract.exercises:
         answer = find_answer(cells, exercise)
@@ -136,11 +144,11 @@ def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) ->
         answers[exercise.answer_id] = answer
         if answer.matched_by != "grade_id":
             notes.append(f"{exercise.answer_id}: answer found by {answer.matched_by} (cell {answer.cell_index + 1})")
-        for cell in notebook.cells:
-            if grade_id(cell) == exercise.answer_id:
-                cell.source = answer.source
+    if not answers:
+        notes = ["blank: no answer written"]
     if any(grade_id(c) for c in cells):
         notes.extend(audit_tests(cells, released))
     else:
         notes.append("nbgrader metadata missing (VS Code/Colab?): answers matched by function name, tests restored")
+    notebook = fill(released, {answer_id: answer.source for answer_id, answer in answers.items()})
     return Rebuilt(notebook, answers, notes)

@@ -29,6 +29,8 @@ def autograde(scratch: Path, job: dict) -> dict:
     from .release import grading_config
 
     config = grading_config(scratch / "course", scratch / "gradebook.db", job["cell_timeout"])
+    running = scratch / "running_cell"  # if the kernel dies or hangs, the grader learns in which cell
+    config.Execute.on_cell_execute = lambda cell, cell_index: running.write_text(str(cell_index))
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result = api.autograde(job["lesson"], job["student"], force=True, create=True)
     if not result["success"]:
