@@ -181,7 +181,7 @@ def test_importance_explorer_redraws_in_place():
         raise NotImplementedError()
 
     explorer = ImportanceExplorer(estimator=unfinished, n_trials=100)
-    assert "reference" in explorer.ax_hist.get_title()
+    assert "reference" in explorer.readout.get_text()
     figure, q_line, bars = explorer.figure.fig, explorer.q_line, list(explorer.bars)
     heights = [bar.get_height() for bar in bars]
     explorer.shift.value = 1.5
@@ -189,7 +189,12 @@ def test_importance_explorer_redraws_in_place():
     assert float(np.asarray(q_line.get_xydata())[np.argmax(q_line.get_ydata()), 0]) == pytest.approx(1.5, abs=0.05)
     assert [bar.get_height() for bar in bars] != heights
     learner = ImportanceExplorer(estimator=importance.is_estimate, n_trials=100)
-    assert "your is_estimate" in learner.ax_hist.get_title()
+    assert "your is_estimate" in learner.readout.get_text()
+
+    def broken(f_x, p_x, q_x):
+        return f_x.mean(-1) + undefined_name  # noqa: F821  (a typical half-written answer)
+
+    assert "NameError" in ImportanceExplorer(estimator=broken, n_trials=100).readout.get_text()
 
 
 def test_trust_region_explorer_tracks_delta(small_problem):

@@ -186,6 +186,8 @@ class TRPOProblem:
         with torch.no_grad():
             self.old_logits = self.flat.logits(batch.obs, self.theta_old)
         self.logp_old = torch.log_softmax(self.old_logits, -1).gather(-1, batch.actions[:, None]).squeeze(-1)
+        with torch.no_grad():
+            self.surrogate_old = float(self.surrogate(self.theta_old))   # the mean advantage: r = 1 everywhere
 
     def surrogate(self, theta: torch.Tensor) -> torch.Tensor:
         """L(theta) = mean of r * A over the batch, r = pi_theta(a|s) / pi_old(a|s)."""
@@ -211,8 +213,7 @@ class TRPOProblem:
         """(surrogate gain, mean KL) of theta_old + step: what the line search checks."""
         with torch.no_grad():
             theta = self.theta_old + step
-            gain = self.surrogate(theta) - self.surrogate(self.theta_old)
-            return float(gain), float(self.mean_kl(theta))
+            return float(self.surrogate(theta)) - self.surrogate_old, float(self.mean_kl(theta))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Optional
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -41,10 +40,11 @@ class ImportanceExplorer:
         self.shift = widgets.FloatSlider(value=shift, min=0.0, max=SHIFT_MAX, step=0.1, readout_format=".1f",
                                          description="shift of q (mean of π_old)", continuous_update=True,
                                          style={"description_width": "initial"}, layout=widgets.Layout(width="460px"))
-        with plt.ioff():  # shown once, inside the widget: ipympl would otherwise display the canvas a second time
-            fig, (self.ax_density, self.ax_hist, self.ax_var) = new_figure(ncols=3, width=4.3, height=3.5)
+        fig, (self.ax_density, self.ax_hist, self.ax_var) = new_figure(ncols=3, width=4.3, height=3.5)
         self._draw_static()
-        self.figure = LiveFigure(fig)
+        # One layer: everything the slider moves. Axes, curves and labels stay cached as pixels.
+        moving = [self.q_line, *self.bars, self.median_line, self.var_marker, self.readout]
+        self.figure = LiveFigure(fig, layers=[moving])
         self.update()
         self.shift.observe(lambda _change: self.update(), names="value")
         self.widget = widgets.VBox([self.shift, self.figure.widget])
@@ -65,50 +65,58 @@ class ImportanceExplorer:
         self.readout = ax.text(0.97, 0.97, "", transform=ax.transAxes, ha="right", va="top", multialignment="left",
                                family="monospace", fontsize=8, bbox=dict(boxstyle="round", fc="white", alpha=0.85))
         ax.set(xlabel=f"estimate of E_p[x²] (last bin: ≥ {BINS[-1]:.0f})", ylabel="fraction of batches",
-               xlim=(BINS[0], BINS[-1]))
+               xlim=(BINS[0], BINS[-1]), title=f"{self.n_trials} batches of {self.n_samples} samples each")
         ax.legend(loc="center right", fontsize=8)
 
         ax = self.ax_var
         fine = np.linspace(0.0, SHIFT_MAX, 200)
         ax.semilogy(fine, [importance.gaussian_is_variance(s, self.n_samples) for s in fine], color="black",
                     label="exact variance")
-        measured = [float(importance.gaussian_is_trials(s, self.n_samples, self.n_trials, self.seed).var())
-                    for s in SHIFT_GRID]
+        trials = [importance.gaussian_is_trials(s, self.n_samples, self.n_trials, self.seed) for s in SHIFT_GRID]
+        measured = [float(t.var()) for t in trials]
+        # A fixed y-range (the tallest histogram over the slider's range): a redraw never touches the axes.
+        self.ax_hist.set_ylim(0, 1.1 * max(self.histogram(t.numpy()).max() for t in trials))
         ax.semilogy(SHIFT_GRID, measured, "o", ms=4, color=NEW_POLICY, label=f"measured ({self.n_trials} batches)")
         (self.var_marker,) = ax.plot([], [], "o", ms=11, mfc="none", mec=COLORS["flat"], mew=2, label="current shift")
         ax.set(xlabel="shift of q from p", ylabel=f"variance of the estimate (n = {self.n_samples})",
                title="Variance grows like exp(shift²)")
         ax.legend(loc="upper left", fontsize=8)
 
-    def estimates(self, shift: float) -> tuple[torch.Tensor, bool]:
-        """The repeated estimates at ``shift``, and whether they came from the learner's estimator."""
+    def estimates(self, shift: float) -> tuple[torch.Tensor, str]:
+        """The repeated estimates at ``shift``, and a note on whose estimator produced them."""
         if self.estimator is not None:
             try:
                 trials = importance.gaussian_is_trials(shift, self.n_samples, self.n_trials, self.seed, self.estimator)
-                return torch.as_tensor(trials).reshape(-1), True
+                return torch.as_tensor(trials).reshape(-1), "your is_estimate"
             except NotImplementedError:
                 pass
-        return importance.gaussian_is_trials(shift, self.n_samples, self.n_trials, self.seed), False
+            except Exception as error:  # a half-written answer must not break the figure: say so, show the reference
+                note = f"your is_estimate raised {type(error).__name__}:\nshowing the reference"
+                return importance.gaussian_is_trials(shift, self.n_samples, self.n_trials, self.seed), note
+        return importance.gaussian_is_trials(shift, self.n_samples, self.n_trials, self.seed), "the reference is_estimate"
 
     def update(self) -> None:
         shift = float(self.shift.value)
         self.q_line.set_data(X_GRID, normal_pdf(X_GRID, shift))
-        estimates, learners = self.estimates(shift)
+        estimates, source = self.estimates(shift)
         values = estimates.detach().double().numpy()
-        counts, _ = np.histogram(np.clip(values, BINS[0], BINS[-1] - 1e-9), bins=BINS)
-        for bar, count in zip(self.bars, counts / len(values)):
-            bar.set_height(count)
-        self.ax_hist.set_ylim(0, max(0.25, 1.1 * counts.max() / len(values)))
+        for bar, fraction in zip(self.bars, self.histogram(values)):
+            bar.set_height(fraction)
         median = float(np.median(values))
         self.median_line.set_xdata([median, median])
         self.var_marker.set_data([shift], [importance.gaussian_is_variance(shift, self.n_samples)])
-        source = "your is_estimate" if learners else "reference is_estimate"
-        self.ax_hist.set_title(f"{self.n_trials} batches of {self.n_samples} ({source})", fontsize=10)
         self.readout.set_text(
             f"mean       {values.mean():6.3f}\nmedian     {median:6.3f}\nstd        {values.std():6.3f}\n"
             f"exact std  {np.sqrt(importance.gaussian_is_variance(shift, self.n_samples)):6.3f}\n"
-            f"ESS ≈ {self.n_samples * np.exp(-shift ** 2):.0f} of {self.n_samples}")
-        self.figure.redraw()
+            f"ESS ≈ {self.n_samples * np.exp(-shift ** 2):.0f} of {self.n_samples}\n"
+            f"({source})")
+        self.figure.redraw(layer=0)
+
+    @staticmethod
+    def histogram(values: np.ndarray) -> np.ndarray:
+        """Fraction of the estimates in each bin; those beyond the last edge are counted in the last bin."""
+        counts, _ = np.histogram(np.clip(values, BINS[0], BINS[-1] - 1e-9), bins=BINS)
+        return counts / len(values)
 
     def _ipython_display_(self):
         from IPython.display import display

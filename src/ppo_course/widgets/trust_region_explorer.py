@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import trust_region as tr
@@ -43,10 +42,10 @@ class TrustRegionExplorer:
                                             description="trust region δ", continuous_update=True,
                                             style={"description_width": "initial"}, layout=widgets.Layout(width="460px"))
         self.readout = widgets.HTML()
-        with plt.ioff():  # shown once, inside the widget: ipympl would otherwise display the canvas a second time
-            fig, (self.ax_kl, self.ax_gain) = new_figure(ncols=2, width=5.2, height=3.8)
+        fig, (self.ax_kl, self.ax_gain) = new_figure(ncols=2, width=5.2, height=3.8)
         self._draw_static(longest)
-        self.figure = LiveFigure(fig)
+        # One layer: the δ lines and the markers. The curves, computed once, stay cached as pixels.
+        self.figure = LiveFigure(fig, layers=[[*self.bounds, *self.marks.values()]])
         self.update()
         self.delta.observe(lambda _change: self.update(), names="value")
         self.widget = widgets.VBox([self.delta, self.readout, self.figure.widget])
@@ -96,7 +95,7 @@ class TrustRegionExplorer:
             self.marks[self.ax_kl, name].set_data([length], [kl])
             self.marks[self.ax_gain, name].set_data([kl], [gain])
         self.readout.value = self.describe(delta, steps["beta"], results)
-        self.figure.redraw()
+        self.figure.redraw(layer=0)
 
     @staticmethod
     def describe(delta: float, beta: float, results: dict) -> str:
@@ -108,7 +107,8 @@ class TrustRegionExplorer:
         rows = [f"δ = {delta:.4f}   β = √(2δ / sᵀFs) = {beta:.3f}   line search: {search}"]
         for label, name in (("TRPO step ", "accepted"), ("plain step", "plain")):
             length, gain, kl = results[name]
-            rows.append(f"{label}: length {length:.3f}   mean KL {kl:.4f} ({kl / delta:4.1f} × δ)   gain {gain:+.4f}")
+            beyond = "   (beyond the plotted KL range)" if kl > KL_AXIS_MAX else ""
+            rows.append(f"{label}: length {length:.3f}   mean KL {kl:.4f} ({kl / delta:4.1f} × δ)   gain {gain:+.4f}{beyond}")
         return "<pre style='margin:0;font-size:12px'>" + html.escape("\n".join(rows)) + "</pre>"
 
     def _ipython_display_(self):
