@@ -65,3 +65,17 @@ def test_wrong_answer_is_rejected(exercise, name, body):
     with pytest.raises(AssertionError) as failure:
         run_tests_against(LESSON, exercise, answer(exercise, body))
     assert str(failure.value).strip(), "the rejection must tell the learner what to check"
+
+
+ALTERNATIVE_CORRECT_ANSWERS = {
+    "is_estimate": {"torch.mean of the product": "weights = p_x / q_x\nreturn torch.mean(weights * f_x, dim=-1)"},
+    "probability_ratio": {"log-space subtraction via torch.sub": "return torch.sub(logp_new, logp_old).exp()"},
+    "surrogate_objective": {"inline ratio": "return torch.mean(torch.exp(logp_new - logp_old) * advantages)"},
+}
+
+ALTERNATIVES = [(e, n, b) for e, answers in ALTERNATIVE_CORRECT_ANSWERS.items() for n, b in answers.items()]
+
+
+@pytest.mark.parametrize("exercise,name,body", ALTERNATIVES, ids=[f"{e}: {n}" for e, n, _ in ALTERNATIVES])
+def test_alternative_correct_answer_passes(exercise, name, body):
+    run_tests_against(LESSON, exercise, answer(exercise, body))

@@ -141,3 +141,39 @@ def test_wrong_answer_is_rejected(exercise, name, body):
     with pytest.raises(AssertionError) as failure:
         run_tests_against(LESSON, exercise, answer(exercise, body))
     assert str(failure.value).strip(), "the rejection must tell the learner what to check"
+
+
+ALTERNATIVE_CORRECT_ANSWERS = {
+    "categorical_kl": {
+        "torch.distributions": "P = torch.distributions.Categorical(logits=p_logits)\n"
+                               "Q = torch.distributions.Categorical(logits=q_logits)\n"
+                               "return torch.distributions.kl_divergence(P, Q)",
+        "kl_div with log targets": "return torch.nn.functional.kl_div(torch.log_softmax(q_logits, -1), "
+                                   "torch.log_softmax(p_logits, -1), reduction='none', log_target=True).sum(-1)",
+    },
+    "conjugate_gradient": {
+        "Spinning Up style (check after the update)":
+            "x = torch.zeros_like(b)\nr = b.clone()\np = b.clone()\nr_dot_old = torch.dot(r, r)\n"
+            "for _ in range(iters):\n"
+            "    z = Avp(p)\n    alpha = r_dot_old / (torch.dot(p, z) + 1e-8)\n    x += alpha * p\n    r -= alpha * z\n"
+            "    r_dot_new = torch.dot(r, r)\n    p = r + (r_dot_new / r_dot_old) * p\n    r_dot_old = r_dot_new\n"
+            "    if r_dot_old < tol:\n        break\nreturn x",
+        "residual from A x0": cg(CORRECT_CG_LOOP, setup="x = torch.zeros_like(b)\nr = b - Avp(x)\np = r.clone()\n"
+                                                       "r_dot_r = r @ r"),
+    },
+    "trpo_step_size": {
+        "tensor sqrt method": "return (2 * delta / torch.dot(s, Fs)).sqrt()",
+    },
+    "backtracking_line_search": {
+        "fraction variable": "fraction = 1.0\nfor _ in range(max_tries):\n    gain, kl = evaluate(fraction * full_step)\n"
+                             "    if gain > 0 and kl <= delta:\n        return fraction * full_step\n"
+                             "    fraction *= shrink\nreturn 0 * full_step",
+    },
+}
+
+ALTERNATIVES = [(e, n, b) for e, answers in ALTERNATIVE_CORRECT_ANSWERS.items() for n, b in answers.items()]
+
+
+@pytest.mark.parametrize("exercise,name,body", ALTERNATIVES, ids=[f"{e}: {n}" for e, n, _ in ALTERNATIVES])
+def test_alternative_correct_answer_passes(exercise, name, body):
+    run_tests_against(LESSON, exercise, answer(exercise, body))
