@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -97,34 +98,31 @@ def tokenize(prompt: str, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Ten
     return torch.full((len(texts),), TOKEN_ID[prompt], dtype=torch.long), completions
 
 
-def sample_review(prompt: str, gen: torch.Generator) -> list[str]:
+def sample_review(prompt: str, rng: random.Random) -> list[str]:
     """One review from the grammar: was [very] ADJ [and [very] ADJ] . with one sentiment per review."""
-    def pick(options):
-        return options[int(torch.randint(len(options), (1,), generator=gen))]
-
-    positive = float(torch.rand(1, generator=gen)) < 0.5
+    positive = rng.random() < 0.5
     adjectives = [a for a in allowed_adjectives(prompt) if (ADJECTIVE_SENTIMENT[a] > 0) == positive]
     words = ["was"]
     for clause in range(2):
         if clause == 1:
-            if float(torch.rand(1, generator=gen)) >= AND_PROBABILITY:
+            if rng.random() >= AND_PROBABILITY:
                 break
             words.append("and")
-        if float(torch.rand(1, generator=gen)) < VERY_PROBABILITY:
+        if rng.random() < VERY_PROBABILITY:
             words.append("very")
-        words.append(pick(adjectives))
+        words.append(rng.choice(adjectives))
     return words + [END]
 
 
 def make_corpus(size: int = 4000, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``size`` reviews for uniformly drawn prompts: ``(prompts [size], completions [size, MAX_LEN])``."""
-    gen = torch.Generator().manual_seed(seed)
-    prompts = torch.randint(len(PROMPT_WORDS), (size,), generator=gen) + TOKEN_ID[PROMPT_WORDS[0]]
+    rng = random.Random(seed)
+    prompt_words = [rng.choice(PROMPT_WORDS) for _ in range(size)]
     completions = torch.full((size, MAX_LEN), PAD_ID, dtype=torch.long)
-    for i, prompt in enumerate(prompts.tolist()):
-        review = encode(sample_review(VOCAB[prompt], gen))
+    for i, prompt in enumerate(prompt_words):
+        review = encode(sample_review(prompt, rng))
         completions[i, : len(review)] = torch.tensor(review)
-    return prompts, completions
+    return torch.tensor(encode(prompt_words)), completions
 
 
 def is_review(prompt: int, completion: Sequence[int]) -> bool:

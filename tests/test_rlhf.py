@@ -1,0 +1,141 @@
+"""Unit tests of ppo_course.rlhf (lesson 05's toy RLHF) and of its slider, BetaExplorer."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import SOLUTIONS
+from ppo_course import rlhf
+from ppo_course.widgets.beta_explorer import BetaExplorer
+
+SWEEP_FILE = SOLUTIONS / "05-ppo-for-rlhf" / "beta_sweep.json"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The models are tiny: one thread is faster than two fighting over them (as in the notebook)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small_reference():
+    return rlhf.pretrain(steps=30, seed=0)
+
+
+def test_corpus_is_made_of_reviews_and_round_trips():
+    prompts, completions = rlhf.make_corpus(size=200, seed=1)
+    assert all(rlhf.is_review(p, c) for p, c in zip(prompts.tolist(), completions.tolist()))
+    text = rlhf.decode(prompts[0], completions[0])
+    prompt_word, words = text.split(": ")
+    again_prompts, again = rlhf.tokenize(prompt_word, [words])
+    assert torch.equal(again[0], completions[0]) and again_prompts[0] == prompts[0]
+
+
+@pytest.mark.parametrize("text", ["very very very very very very very very", "was tasty .",
+                                  "was good and bad and fine .", "was very .", "was good"])
+def test_reader_calls_non_reviews_nonsense(text):
+    prompts, completions = rlhf.tokenize("movie", [text])   # "tasty" is food's adjective, not a movie's
+    assert rlhf.human_score(prompts, completions).item() == rlhf.NONSENSE_SCORE
+
+
+def test_tokenize_names_unknown_words_and_overlong_texts():
+    with pytest.raises(ValueError, match="not in the vocabulary: \\['cheap'\\]"):
+        rlhf.tokenize("food", ["was cheap ."])
+    with pytest.raises(ValueError, match="at most 8"):
+        rlhf.tokenize("food", ["was " + "very " * 8 + "good ."])
+
+
+def test_reward_model_flaw_outscores_every_real_review():
+    prompts, completions = rlhf.tokenize("food", ["was very great and very great .",
+                                                  "was very very very great very very very"])
+    best_real, hack = rlhf.RewardModel()(prompts, completions).tolist()
+    assert best_real == pytest.approx(2.5) and hack == pytest.approx(4.5)
+    assert rlhf.human_score(prompts, completions).tolist()[1] == rlhf.NONSENSE_SCORE
+
+
+def test_padding_is_forced_and_free(small_reference):
+    gen = torch.Generator().manual_seed(0)
+    prompts = rlhf.sample_prompts(rlhf.RLHFConfig(prompts_per_batch=4), gen)
+    completions = small_reference.generate(prompts, gen)
+    logp = rlhf.token_log_probs(small_reference, prompts, completions)
+    real = rlhf.real_tokens(completions)
+    assert (completions[~real] == rlhf.PAD_ID).all(), "only <pad> may follow '.'"
+    assert (completions[real] != rlhf.PAD_ID).all(), "<pad> never comes before '.'"
+    assert (logp[~real] == 0).all() and (logp[real] < 0).all()
+    assert rlhf.last_token(completions).sum(1).eq(1).all()
+
+
+def test_exact_kl_is_zero_to_itself_and_positive_after_a_change(small_reference):
+    gen = torch.Generator().manual_seed(0)
+    prompts = rlhf.sample_prompts(rlhf.RLHFConfig(prompts_per_batch=4), gen)
+    completions = small_reference.generate(prompts, gen)
+    assert rlhf.exact_kl(small_reference, small_reference, prompts, completions).abs().max() < 1e-6
+    moved = rlhf.TinyLM()
+    moved.load_state_dict(small_reference.state_dict())
+    with torch.no_grad():
+        moved.body[-1].bias[rlhf.VERY_ID] += 2.0
+    assert (rlhf.exact_kl(moved, small_reference, prompts, completions) > 0).all()
+
+
+def test_reference_exercise_answers():
+    rewards = torch.tensor([[0.0, 0.0, 2.0]])
+    out = rlhf.kl_penalized_reward(rewards, torch.tensor([[-1.0, -0.5, -0.2]]), torch.tensor([[-1.2, -0.5, -1.0]]), 0.1)
+    assert torch.allclose(out, torch.tensor([[-0.02, 0.0, 1.92]]))
+    adv = rlhf.group_relative_advantages(torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 5.0, 5.0, 5.0]), 4)
+    assert torch.allclose(adv, torch.tensor([-1.1619, -0.3873, 0.3873, 1.1619, 0, 0, 0, 0]), atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["ppo", "grpo"])
+def test_finetune_uses_the_functions_it_is_given_and_is_seeded(small_reference, method):
+    seen = []
+
+    def spy_reward(rewards, logp_policy, logp_reference, beta):
+        seen.append((tuple(rewards.shape), tuple(logp_policy.shape), beta))
+        return rlhf.kl_penalized_reward(rewards, logp_policy, logp_reference, beta)
+
+    config = rlhf.RLHFConfig(beta=0.2, iterations=2, prompts_per_batch=4, group_size=4, epochs=1, minibatches=2)
+    _, first = rlhf.finetune(small_reference, rlhf.RewardModel(), config, method=method, kl_reward=spy_reward)
+    _, second = rlhf.finetune(small_reference, rlhf.RewardModel(), config, method=method)
+    assert seen == [((16, rlhf.MAX_LEN), (16, rlhf.MAX_LEN), 0.2)] * 2
+    assert first.reward == second.reward and first.kl == second.kl and first.samples == second.samples
+    assert len(first.reward) == len(first.kl) == len(first.human) == 2 and first.kl[0] == pytest.approx(0, abs=1e-6)
+    assert len(first.samples) == 3 * len(rlhf.PROMPT_WORDS)
+
+
+def test_finetune_rejects_an_unknown_method(small_reference):
+    with pytest.raises(ValueError, match="'dqn'"):
+        rlhf.finetune(small_reference, rlhf.RewardModel(), rlhf.RLHFConfig(iterations=1), method="dqn")
+
+
+def test_stored_sweep_matches_the_code_and_tells_the_lessons_story():
+    sweep = rlhf.load_sweep(SWEEP_FILE)
+    assert [run.beta for run in sweep["runs"]] == list(rlhf.SWEEP_BETAS)
+    assert sweep["config"] == {**rlhf.asdict(rlhf.RLHFConfig()), "beta": sweep["config"]["beta"]}
+    finals = {run.beta: run.final() for run in sweep["runs"]}
+    assert finals[0.0]["human"] == rlhf.NONSENSE_SCORE and finals[0.0]["kl"] > 20 and finals[0.0]["reward"] > 4
+    assert finals[0.2]["reviews"] > 0.9 and finals[0.2]["human"] > 1.0 and finals[0.2]["kl"] < 5
+    kls = [finals[b]["kl"] for b in rlhf.SWEEP_BETAS]
+    assert kls == sorted(kls, reverse=True), "more KL weight must mean less drift"
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(capsys, tmp_path):
+    for argv, message in [(["--out", str(tmp_path / "x.json"), "--betas", "-1"], "--betas must be >= 0"),
+                          (["--out", str(tmp_path / "no" / "x.json")], "does not exist"),
+                          (["--out", str(tmp_path / "x.json"), "--iterations", "0"], "--iterations must be >= 1")]:
+        assert rlhf.main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_beta_explorer_redraws_for_the_chosen_beta():
+    explorer = BetaExplorer(rlhf.load_sweep(SWEEP_FILE), beta=0.2)
+    assert "β = 0.2</b>" in explorer.samples.value
+    before = explorer.figure.widget.value
+    explorer.slider.value = 0.0
+    assert "β = 0</b>" in explorer.samples.value and "very very" in explorer.samples.value
+    assert list(explorer.markers[0].get_xdata()) == [0, 0]
+    assert explorer.reward_curve.get_ydata()[-1] == explorer.runs[0.0].reward[-1]
+    assert explorer.figure.widget.value != before, "the picture must change with beta"
