@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -84,7 +85,8 @@ def _isolated_env(workdir: Path) -> dict[str, str]:
     return env
 
 
-def _wait_until_ready(server: Server, path: str, timeout_s: float = 90) -> None:
+def _wait_until_ready(server: Server, path: str, any_answer: bool = False, timeout_s: float = 90) -> None:
+    """Poll ``path`` until it answers 200 (or, with ``any_answer``, any HTTP status at all)."""
     deadline = time.monotonic() + timeout_s
     request = urllib.request.Request(server.url + path, headers={"Authorization": f"token {server.token}"})
     while time.monotonic() < deadline:
@@ -93,6 +95,10 @@ def _wait_until_ready(server: Server, path: str, timeout_s: float = 90) -> None:
         try:
             with urllib.request.urlopen(request, timeout=2):
                 return
+        except urllib.error.HTTPError:
+            if any_answer:
+                return
+            time.sleep(0.3)
         except OSError:
             time.sleep(0.3)
     raise RuntimeError(f"the server did not answer {path} within {timeout_s:.0f} s:\n{server.log_tail()}")
@@ -146,19 +152,20 @@ def voila_server(notebook: Path, workdir: Path) -> Iterator[Server]:
     """Voilà serving one notebook as an app on a free localhost port with a random token."""
     port, token = free_port(), secrets.token_hex(16)
     log = workdir / "voila.log"
+    # Preheat: Voilà runs the notebook as soon as it starts, so the page is ready when it is asked for
+    # (and a test can do other work meanwhile).
     command = [sys.executable, "-m", "voila", notebook.name, "--no-browser", f"--port={port}",
-               "--Voila.ip=127.0.0.1", f"--token={token}", *_root_flags()]
+               "--Voila.ip=127.0.0.1", f"--token={token}", "--preheat_kernel=True"]
     with log.open("w") as log_file:
         process = subprocess.Popen(command, cwd=notebook.parent, env=_isolated_env(workdir), stdout=log_file,
                                    stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", token, process, log)
     try:
-        _wait_until_ready(server, "/api/kernelspecs")
+        _wait_until_ready(server, "/", any_answer=True)
         yield server
     finally:
+        server.process.terminate()  # Voilà has no shutdown endpoint; SIGTERM stops it cleanly
         _stop(server, None)
-        if server.process.poll() is None:
-            server.process.terminate()
 
 
 def _local_only(route) -> None:

@@ -47,7 +47,7 @@ class _Panel:
         self.flat_span = ax.axvspan(0, 0, facecolor="none", edgecolor=COLORS["flat"], hatch="//",
                                     lw=0, alpha=0.6, label="∂L/∂r = 0 (clip active)")
         (self.unclipped,) = ax.plot([], [], ls="--", color=COLORS["unclipped"], label="r·A (unclipped)")
-        (self.clipped,) = ax.plot([], [], lw=2.5, color=color, label="L^CLIP")
+        (self.clipped,) = ax.plot([], [], lw=2.5, color=color, label="$L^{CLIP}$")
         (self.learner,) = ax.plot([], [], ls=":", lw=2, color=COLORS["learner"], label="your clipped_surrogate")
         self.learner.set_visible(False)
         (self.point,) = ax.plot([], [], "o", ms=9, color=color, zorder=5)
@@ -123,9 +123,12 @@ class ClipExplorer:
         self.readout = widgets.HTML()
         fig, axes = new_figure(ncols=2, width=5.0, height=3.8)
         self.panels = [_Panel(axes[0], +1), _Panel(axes[1], -1)]
-        axes[0].legend(loc="lower right", fontsize=8)
         self._update_curves()
         self._update_point()
+        # The learner's curve is in the legend only when there is one to show.
+        axes[0].legend(handles=[a for a in axes[0].get_lines() + axes[0].patches
+                                if a.get_label()[:1] != "_" and (a is not self.panels[0].learner or learner_fn)],
+                       loc="lower right", fontsize=8)
         # Two layers over a static background: the curves (ε and A change them), then the markers
         # (r moves them). A move of r redraws only the two dots.
         self.figure = LiveFigure(fig, layers=[[a for p in self.panels for a in p.shape_artists()],

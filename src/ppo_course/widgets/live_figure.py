@@ -63,6 +63,8 @@ class LiveFigure:
         self._show()
 
     def _on_full_draw(self, _event) -> None:
+        if self.fig.canvas.is_saving():
+            return  # savefig draws the layers itself, at its own resolution: nothing to keep
         self._backgrounds = []
         self._draw_layers(0)
 
