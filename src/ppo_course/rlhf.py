@@ -46,6 +46,7 @@ SERIES_COLORS = {
     "ppo": COLORS.get("ppo", COLORS["ours"]),
     "grpo": COLORS.get("grpo", "#e377c2"),
     "reference": COLORS["baseline"],                         # the pretrained reference policy
+    "no_kl": COLORS.get("no_kl", "#8b0000"),                  # a run without the KL penalty (beta = 0)
 }
 
 # ---------------------------------------------------------------- the language

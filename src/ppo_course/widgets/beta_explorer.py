@@ -58,7 +58,7 @@ class BetaExplorer:
         self.ax_scores.set(ylabel="mean score, end of training", title="What the policy earns")
         self.ax_scores.legend(fontsize=8, loc="lower right")
         self.ax_kl.plot(x, [f["kl"] for f in finals], "o-", color=SERIES_COLORS["kl"])
-        self.ax_kl.set(ylabel="KL(π ‖ π_ref) per completion (nats)", title="How far it drifted", yscale="symlog")
+        self.ax_kl.set(ylabel="KL(π ‖ π_ref) per completion (nats)", title="How far it drifted", yscale="log")
         self.markers = [ax.axvline(0, color="black", lw=1, ls="--") for ax in (self.ax_scores, self.ax_kl)]
 
     def _draw_curves(self) -> None:
