@@ -161,7 +161,8 @@ def voila_server(notebook: Path, workdir: Path) -> Iterator[Server]:
                                    stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", token, process, log)
     try:
-        _wait_until_ready(server, "/", any_answer=True)
+        # Any answer means it listens. Not "/": that renders the app and would use up the preheated kernel.
+        _wait_until_ready(server, "/voila/static/", any_answer=True)
         yield server
     finally:
         server.process.terminate()  # Voilà has no shutdown endpoint; SIGTERM stops it cleanly

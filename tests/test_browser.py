@@ -51,7 +51,7 @@ def browser_problem() -> str | None:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    """One JupyterLab and one Chromium page for the whole module, serving copies of the lessons."""
+    """For the whole module: JupyterLab serving copies of the lessons, Voilà serving lesson 03, one page."""
     problem = browser_problem()
     if problem:
         if os.environ.get("CI") == "true":
