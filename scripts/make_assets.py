@@ -36,7 +36,8 @@ class Scale:
     eval_episodes: int
 
 
-FULL = Scale(trpo_steps=2000, trpo_points=60, train_steps=40_000, seeds=(0, 1, 2), eval_every=2048, eval_episodes=10)
+FULL = Scale(trpo_steps=2000, trpo_points=60, train_steps=40_000, seeds=(0, 1, 2), eval_every=2048,
+             eval_episodes=10)
 FAST = Scale(trpo_steps=200, trpo_points=8, train_steps=512, seeds=(0,), eval_every=256, eval_episodes=1)
 
 

@@ -329,6 +329,8 @@ class LabNotebook:
 
     def run_all(self, timeout_s: float = 240) -> None:
         """Run All Cells from the Run menu, retrying if the click ran nothing; wait until all have run."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         for _attempt in range(3):
             self.page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             self.page.locator(".lm-Menu-item").filter(
@@ -339,8 +341,8 @@ class LabNotebook:
                     f"""() => [...document.querySelectorAll('{NOTEBOOK} .jp-CodeCell .jp-InputPrompt')]
                                .some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))""", timeout=10_000)
                 break
-            except Exception:  # noqa: BLE001 - playwright's TimeoutError: the click ran nothing, retry
-                continue
+            except PlaywrightTimeout:
+                continue  # the click ran nothing (Lab was not ready for it): click again
         self.page.wait_for_function(
             f"""() => {{ const prompts = [...document.querySelectorAll('{NOTEBOOK} .jp-CodeCell .jp-InputPrompt')];
                         return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.innerText)); }}""",

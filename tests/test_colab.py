@@ -61,9 +61,9 @@ def test_every_colab_and_binder_link_points_at_a_file_of_this_repository(documen
         assert (REPO / path).exists(), f"{document.name}: a badge points at {path}, which is not in the repository"
 
 
-@pytest.mark.parametrize("document", READMES, ids=ids)
-def test_readme_relative_links_and_images_resolve(document):
-    missing = [target for target in RELATIVE_LINK.findall(document.read_text())
+@pytest.mark.parametrize("document", NOTEBOOKS + READMES, ids=ids)
+def test_relative_links_and_images_resolve(document):
+    missing = [target for target in RELATIVE_LINK.findall(markdown_of(document))
                if not (document.parent / target.split("#")[0]).exists()]
     assert not missing, f"{document.name} links to files that do not exist: {missing}"
 
