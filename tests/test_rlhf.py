@@ -1,6 +1,8 @@
 """Unit tests of ppo_course.rlhf (lesson 05's toy RLHF) and of its slider, BetaExplorer."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 import torch
 
@@ -113,7 +115,7 @@ def test_finetune_rejects_an_unknown_method(small_reference):
 def test_stored_sweep_matches_the_code_and_tells_the_lessons_story():
     sweep = rlhf.load_sweep(SWEEP_FILE)
     assert [run.beta for run in sweep["runs"]] == list(rlhf.SWEEP_BETAS)
-    assert sweep["config"] == {**rlhf.asdict(rlhf.RLHFConfig()), "beta": sweep["config"]["beta"]}
+    assert sweep["config"] == {**asdict(rlhf.RLHFConfig()), "beta": sweep["config"]["beta"]}
     finals = {run.beta: run.final() for run in sweep["runs"]}
     assert finals[0.0]["human"] == rlhf.NONSENSE_SCORE and finals[0.0]["kl"] > 20 and finals[0.0]["reward"] > 4
     assert finals[0.2]["reviews"] > 0.9 and finals[0.2]["human"] > 1.0 and finals[0.2]["kl"] < 5
@@ -139,3 +141,11 @@ def test_beta_explorer_redraws_for_the_chosen_beta():
     assert list(explorer.markers[0].get_xdata()) == [0, 0]
     assert explorer.reward_curve.get_ydata()[-1] == explorer.runs[0.0].reward[-1]
     assert explorer.figure.widget.value != before, "the picture must change with beta"
+
+
+def test_a_missing_sweep_is_recomputed_and_stored(tmp_path, monkeypatch):
+    stored = rlhf.load_sweep(SWEEP_FILE)
+    monkeypatch.setattr(rlhf, "beta_sweep", lambda: stored)   # the real one is the CLI's, tested by its output file
+    path = tmp_path / "beta_sweep.json"
+    assert rlhf.load_or_run_sweep(path)["runs"] == stored["runs"]
+    assert path.exists() and rlhf.load_or_run_sweep(path)["runs"][0].beta == 0.0

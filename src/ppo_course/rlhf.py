@@ -358,10 +358,9 @@ class RunResult:
     samples: list = field(default_factory=list)      # decoded completions at the end
 
     def final(self, last: int = 5) -> dict:
-        """The mean of the last ``last`` iterations of each curve."""
-        tail = lambda xs: sum(xs[-last:]) / len(xs[-last:])  # noqa: E731
-        return {"reward": tail(self.reward), "human": tail(self.human), "kl": tail(self.kl),
-                "reviews": tail(self.reviews)}
+        """The mean of the last ``last`` iterations of each curve (one iteration is noisy)."""
+        return {key: sum(getattr(self, key)[-last:]) / len(getattr(self, key)[-last:])
+                for key in ("reward", "human", "kl", "reviews")}
 
 
 def exact_kl(policy: TinyLM, reference: TinyLM, prompts: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:
@@ -572,6 +571,21 @@ def load_sweep(path: Path) -> dict:
     """Read a sweep written by ``save_sweep``; runs come back as ``RunResult`` objects."""
     sweep = json.loads(Path(path).read_text())
     sweep["runs"] = [RunResult(**run) for run in sweep["runs"]]
+    return sweep
+
+
+def load_or_run_sweep(path: Path) -> dict:
+    """The sweep stored at ``path``; if it is missing, run it (about half a minute) and store it there.
+
+    Binder and a local checkout have the file next to the lesson. Colab opens the notebook alone,
+    without its folder, and recomputes: same code and seed, so the same numbers up to float noise.
+    """
+    path = Path(path)
+    if path.exists():
+        return load_sweep(path)
+    print(f"{path} not found: running the sweep ({len(SWEEP_BETAS)} PPO runs)...")
+    sweep = beta_sweep()
+    save_sweep(sweep, path)
     return sweep
 
 
