@@ -35,7 +35,10 @@ class BetaExplorer:
         self._draw_sweep()
         self._draw_curves()
         self.samples = widgets.HTML()
-        self.figure = LiveFigure(fig)
+        # One layer over a static background: what beta changes (the two markers, the chosen run's
+        # curves and their title). A slider move redraws only those.
+        self.figure = LiveFigure(fig, layers=[[*self.markers, self.reward_curve, self.human_curve,
+                                                self.ax_curves.title]])
         self._show(self.slider.value)
         self.slider.observe(lambda change: self._show(change["new"]), names="value")
         self.widget = widgets.VBox([self.slider, self.figure.widget, self.samples])
@@ -82,7 +85,7 @@ class BetaExplorer:
         self.human_curve.set_data(steps, run.human)
         final = run.final()
         self.ax_curves.set_title(f"β = {beta:g}: training")
-        self.figure.redraw()
+        self.figure.redraw(layer=0)
         rows = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in run.samples)
         self.samples.value = (
             f"<b>β = {beta:g}</b>: reward model {final['reward']:.2f}, reader {final['human']:+.2f}, "
