@@ -165,3 +165,17 @@ def test_moving_r_redraws_only_the_markers_and_changes_the_picture(monkeypatch):
     explorer.eps.value = 0.3
     assert not full_draws and {id(p.clipped) for p in explorer.panels} <= {id(a) for a in drawn}, \
         "changing ε must redraw the curves, and only the layers (no full draw)"
+
+
+def test_a_learner_function_that_crashes_is_reported_not_raised():
+    """A bug in the learner's clipped_surrogate must not break the sliders: the readout names it."""
+    from ppo_course.widgets import ClipExplorer
+
+    def buggy(ratio, adv, eps):
+        # A common slip: Python's min on tensors ("Boolean value of Tensor ... is ambiguous").
+        return min(ratio * adv, ratio.clamp(1 - eps, 1 + eps) * adv)
+
+    explorer = ClipExplorer(learner_fn=buggy)
+    explorer.eps.value = 0.3
+    assert "your clipped_surrogate: raised RuntimeError" in explorer.readout.value, explorer.readout.value
+    assert not any(panel.learner.get_visible() for panel in explorer.panels), "a failed curve must be hidden"

@@ -1,6 +1,7 @@
 """Lesson 03's slider figure: L^CLIP against r for a positive and a negative advantage, side by side."""
 from __future__ import annotations
 
+import html
 from typing import Callable, Optional
 
 import ipywidgets as widgets
@@ -65,7 +66,8 @@ class _Panel:
         """What r moves: the dot on the curve."""
         return [self.point]
 
-    def update_curves(self, adv: float, eps: float, learner_fn: Optional[SurrogateFn]) -> None:
+    def update_curves(self, adv: float, eps: float, learner_fn: Optional[SurrogateFn]) -> Optional[str]:
+        """Redraw the curves for ``adv`` and ``eps``; return what went wrong with ``learner_fn``, if anything."""
         self.adv, self.eps = adv, eps
         self.clip_span.set_x(1 - eps)
         self.clip_span.set_width(2 * eps)
@@ -75,12 +77,17 @@ class _Panel:
         self.unclipped.set_data(R_GRID, R_GRID * adv)
         self.clipped.set_data(R_GRID, surrogate_curve(clipped_surrogate, R_GRID, adv, eps))
         self.ax.set_title(f"A = {adv:+.2f}  (ε = {eps:.2f})")
-        if learner_fn is not None:
-            try:
-                self.learner.set_data(R_GRID, surrogate_curve(learner_fn, R_GRID, adv, eps))
-                self.learner.set_visible(True)
-            except NotImplementedError:
-                self.learner.set_visible(False)
+        self.learner.set_visible(False)
+        if learner_fn is None:
+            return None
+        try:
+            self.learner.set_data(R_GRID, surrogate_curve(learner_fn, R_GRID, adv, eps))
+        except NotImplementedError:
+            return "not written yet"
+        except Exception as error:  # noqa: BLE001 - a learner's bug is shown, not raised into the slider
+            return f"raised {type(error).__name__}: {error}"
+        self.learner.set_visible(True)
+        return None
 
     def update_point(self, r: float) -> tuple[float, float]:
         """Move the dot to ``r``; return L^CLIP there and its slope ∂L/∂r (0 where the clip is active)."""
@@ -91,15 +98,21 @@ class _Panel:
         return value, 0.0 if flat else self.adv
 
 
-def readout_html(r: float, rows: list[tuple[float, float, float]]) -> str:
-    """The numbers at the current r, one line per panel: (A, L^CLIP, ∂L/∂r) -> a small HTML table."""
+def readout_html(r: float, rows: list[tuple[float, float, float]], learner_problem: Optional[str] = None) -> str:
+    """The numbers at the current r, one cell per panel: (A, L^CLIP, ∂L/∂r) -> a small HTML table.
+
+    ``learner_problem`` (e.g. an exception from the learner's function) is shown on a second line."""
     cells = []
     for adv, value, slope in rows:
         color = COLORS["positive"] if adv >= 0 else COLORS["negative"]
         cells.append(f"<td style='padding:0 14px 0 0'><b style='color:{color}'>A = {adv:+.2f}</b>"
                      f"&nbsp; L = {value:+.3f} &nbsp; ∂L/∂r = {slope:+.2f}</td>")
+    note = ""
+    if learner_problem:
+        note = (f"<tr><td colspan='3' style='color:{COLORS['learner']}'>your clipped_surrogate: "
+                f"{html.escape(learner_problem)}</td></tr>")
     return (f"<table style='font-family:monospace'><tr><td style='padding:0 14px 0 0'>r = {r:.2f}</td>"
-            f"{''.join(cells)}</tr></table>")
+            f"{''.join(cells)}</tr>{note}</table>")
 
 
 class ClipExplorer:
@@ -142,15 +155,15 @@ class ClipExplorer:
 
     def _update_curves(self) -> None:
         size = abs(self.adv.value)
-        for panel in self.panels:
-            panel.update_curves(panel.sign * size, self.eps.value, self.learner_fn)
+        problems = [panel.update_curves(panel.sign * size, self.eps.value, self.learner_fn) for panel in self.panels]
+        self.learner_problem = problems[0] or problems[1]
         active = 0 if self.adv.value >= 0 else 1
         for i, panel in enumerate(self.panels):
             panel.ax.title.set_fontweight("bold" if i == active else "normal")
 
     def _update_point(self) -> None:
         rows = [(panel.adv, *panel.update_point(self.r.value)) for panel in self.panels]
-        self.readout.value = readout_html(self.r.value, rows)
+        self.readout.value = readout_html(self.r.value, rows, self.learner_problem)
 
     def _on_r(self, _change) -> None:
         self._update_point()
