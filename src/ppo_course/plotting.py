@@ -13,6 +13,14 @@ COLORS = {
     "learner": "#9467bd",    # the learner's own function overlaid on the reference
     "ours": "#1f77b4",       # our trainer in comparisons
     "baseline": "#7f7f7f",   # a baseline in comparisons
+    # Lesson 05 (RLHF)
+    "reward_model": "#8c564b",  # the frozen reward model's score
+    "human": "#17becf",         # the reader's score (what a person would think)
+    "kl": "#bcbd22",            # KL(policy || reference)
+    "ppo": "#1f77b4",
+    "grpo": "#e377c2",
+    "reference": "#7f7f7f",     # the pretrained reference policy
+    "no_kl": "#8b0000",         # a run without the KL penalty (beta = 0)
 }
 
 

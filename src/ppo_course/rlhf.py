@@ -39,15 +39,8 @@ from .gae import compute_gae
 from .plotting import COLORS, new_figure
 
 #: What each series of this lesson is drawn in (one meaning per colour, course-wide).
-SERIES_COLORS = {
-    "reward_model": COLORS.get("reward_model", "#8c564b"),   # the frozen reward model's score
-    "human": COLORS.get("human", "#17becf"),                 # the reader's score
-    "kl": COLORS.get("kl", "#bcbd22"),                       # KL(policy || reference)
-    "ppo": COLORS.get("ppo", COLORS["ours"]),
-    "grpo": COLORS.get("grpo", "#e377c2"),
-    "reference": COLORS["baseline"],                         # the pretrained reference policy
-    "no_kl": COLORS.get("no_kl", "#8b0000"),                  # a run without the KL penalty (beta = 0)
-}
+SERIES_COLORS = {name: COLORS[name] for name in (
+    "reward_model", "human", "kl", "ppo", "grpo", "reference", "no_kl")}
 
 # ---------------------------------------------------------------- the language
 PAD, END = "<pad>", "."
