@@ -18,7 +18,7 @@ from conftest import REPO
 
 SCRIPT = REPO / "scripts" / "make_assets.py"
 ASSETS = REPO / "assets"
-READMES = [path for path in (REPO / "README.md", REPO / "README.draft.md") if path.exists()]
+README = REPO / "README.md"
 IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)|<img [^>]*src=\"([^\"]+)\"")
 
 
@@ -58,11 +58,10 @@ def test_a_bad_output_folder_is_a_one_line_error(tmp_path):
     assert "Traceback" not in run.stderr and "is not a folder" in run.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("readme", READMES, ids=lambda p: p.name)
-def test_readme_images_exist(readme):
+def test_readme_images_exist():
+    readme = README
     targets = [a or b for a, b in IMAGE.findall(readme.read_text())]
     local = [t for t in targets if not t.startswith(("http://", "https://"))]
     missing = [t for t in local if not (readme.parent / t).is_file()]
     assert not missing, f"{readme.name} shows images that do not exist: {missing}"
-    if readme.name == "README.draft.md":
-        assert any(t.startswith("assets/") for t in local), "the README should open with a picture from assets/"
+    assert any(t.startswith("assets/") for t in local), "the README should open with a picture from assets/"

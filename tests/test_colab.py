@@ -21,7 +21,7 @@ from conftest import LESSONS, REPO, SOLUTIONS, notebooks
 from ppo_course import links
 
 NOTEBOOKS = notebooks(SOLUTIONS) + notebooks(LESSONS)
-READMES = [path for path in (REPO / "README.md", REPO / "README.draft.md") if path.exists()]
+READMES = [REPO / "README.md"]
 COLAB = re.compile(r"https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/([^/]+)/([^)\s\"'>]+)")
 BINDER = re.compile(r"https://mybinder\.org/v2/gh/([^/]+/[^/]+)/([^?)\s]+)\?urlpath=lab/tree/([^)\s\"'>]+)")
 # Markdown links and images whose target is a file of the repository (not a web address or an anchor).
@@ -81,8 +81,6 @@ def test_first_cell_has_a_colab_badge_for_the_released_lesson(notebook):
 @pytest.mark.parametrize("readme", READMES, ids=ids)
 def test_readme_course_map_has_colab_and_binder_badges_for_every_lesson(readme):
     text = readme.read_text()
-    if "colab-badge.svg" not in text:
-        pytest.skip(f"{readme.name} has no badges yet (they arrive when README.draft.md is merged)")
     for notebook in notebooks(LESSONS):
         path = f"lessons/{notebook.parent.name}/{notebook.name}"
         assert links.colab_url(path) in text, f"{readme.name}: no Colab badge for {path}"
