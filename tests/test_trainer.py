@@ -147,7 +147,7 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
-    assert len([line for line in err.splitlines() if "error:" in line]) == 1
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_cli_unknown_env_in_a_fresh_process_has_no_traceback():

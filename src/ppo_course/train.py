@@ -30,9 +30,16 @@ def _field_help() -> dict[str, str]:
     return dict(re.findall(r"^\s+(\w+): [^=]+=.*?#: (.+)$", source, flags=re.MULTILINE))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad input is reported in one line (no usage block), with exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """One option per PPOConfig field (``--total-steps`` for ``total_steps``) plus output options."""
-    parser = argparse.ArgumentParser(prog="python -m ppo_course.train", description=__doc__,
+    parser = _Parser(prog="python -m ppo_course.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     helps, defaults = _field_help(), PPOConfig()
     for f in fields(PPOConfig):
