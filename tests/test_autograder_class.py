@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import zipfile
 
@@ -25,7 +26,7 @@ from ppo_course.autograder.cli import main
 LESSON = "03-clipped-surrogate"
 FULL = {"clipped_surrogate_tests": 4.0, "clip_is_active_tests": 3.0, "ppo_policy_loss_tests": 3.0}
 ZERO = dict.fromkeys(FULL, 0.0)
-LIMITS = ["--cell-timeout", "8", "--timeout", "90", "--memory-gb", "3", "--jobs", "2"]
+LIMITS = ["--cell-timeout", "10", "--timeout", "90", "--memory-gb", "3", "--jobs", "2"]
 
 
 def to_bytes(nb) -> bytes:
@@ -98,6 +99,7 @@ for path in glob.glob("*.ipynb"):
     os.remove(path)          # its own copy: grading must not care
 open("../../../../vandal.txt", "w").write("was here")
 print("solutions visible:", bool(glob.glob("../../../source/*/*.ipynb")))
+print("grader's secret visible:", "PPO_GRADER_SECRET" in os.environ)
 """
 
 
@@ -166,10 +168,12 @@ def graded_class(tmp_path_factory):
     protected = [upload, *(SOLUTIONS / LESSON).glob("*"), *(LESSONS / LESSON).glob("*")]
     before = {p: digest(p) for p in protected}
     course = root / "course"
+    os.environ["PPO_GRADER_SECRET"] = "an LMS token"   # student code must not see the grader's environment
     outputs = {"collect": run("collect", str(upload), "--course", str(course), "--lesson", "03"),
                "grade": run("grade", "--course", str(course), "--no-progress", *LIMITS),
                "feedback": run("feedback", "--course", str(course)),
                "export": run("export", "--course", str(course))}
+    del os.environ["PPO_GRADER_SECRET"]
     return {"course": course, "files": files, "outputs": outputs, "before": before,
             "after": {p: digest(p) for p in protected}}
 
@@ -195,7 +199,7 @@ def test_repairs_are_reported(graded_class):
     notes = {s: " ".join(result(graded_class["course"], s)["notes"]) for s in ("104", "105", "107", "108", "109", "110")}
     assert "graded again without clip_is_active (timeout)" in notes["105"]
     assert "without clip_is_active (crashed)" in notes["107"] and "without ppo_policy_loss (crashed)" in notes["107"]
-    assert "2 cell(s) stopped at the 8 s limit" in notes["104"]
+    assert "2 cell(s) stopped at the 10 s limit" in notes["104"]
     assert "metadata missing" in notes["108"] and "clip_is_active: answer found by markdown cell" not in notes["108"]
     assert "clip_is_active: answer found by function name" in notes["108"]
     assert "clipped_surrogate: answer found by function name (cell" in notes["108"]
@@ -225,6 +229,7 @@ def test_originals_and_course_notebooks_unchanged(graded_class):
 def test_student_code_saw_no_solutions(graded_class):
     graded = (graded_class["course"] / "autograded" / "110" / LESSON / f"{LESSON}.ipynb").read_text()
     assert "solutions visible: False" in graded
+    assert "grader's secret visible: False" in graded
 
 
 def test_gradebook_csv(graded_class):
@@ -276,3 +281,9 @@ def test_feedback_shows_scores_but_no_hidden_tests(graded_class, student):
 def test_feedback_for_an_ungraded_submission_says_why(graded_class):
     page = (graded_class["course"] / "feedback" / "112" / LESSON / f"{LESSON}.html").read_text()
     assert "could not be graded" in page and "broken JSON" in page
+
+
+def test_feedback_after_a_dropped_answer_explains_it(graded_class):
+    page = visible((graded_class["course"] / "feedback" / "105" / LESSON / f"{LESSON}.html").read_text())
+    assert "Your answer to clip_is_active: a cell kept running" in page
+    assert f"{LESSON} (Score: 7.0 / 10.0)" in page

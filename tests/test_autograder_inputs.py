@@ -163,3 +163,19 @@ def test_console_entry_point_help_and_error():
                            capture_output=True, text=True).stdout
     for option in ("--course", "--jobs", "--cell-timeout", "--timeout", "--memory-gb", "--student", "--force"):
         assert option in helps
+
+
+def test_stock_nbgrader_config_is_the_course_configuration(tmp_path, monkeypatch):
+    """autograder/nbgrader_config.py loads (as nbgrader would) and carries the course's grading pipeline."""
+    from traitlets.config import Config
+
+    from ppo_course.autograder.preprocessors import StderrIsNotFailure, TrimTracebacks
+
+    config = Config()
+    monkeypatch.chdir(tmp_path)
+    code = (SOLUTIONS.parent / "autograder" / "nbgrader_config.py").read_text()
+    exec(compile(code, "nbgrader_config.py", "exec"), {"get_config": lambda: config})
+    assert config.CourseDirectory.root == str(tmp_path)
+    assert StderrIsNotFailure in config.Autograde.autograde_preprocessors
+    assert TrimTracebacks in config.GenerateFeedback.preprocessors
+    assert config.ClearSolutions.code_stub == {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -71,18 +71,25 @@ def feedback_one(course_root: str, student: str, lesson: str) -> tuple[str, str]
     record = json.loads(course.result_path(student, lesson).read_text())
     graded_dir = course.result_path(student, lesson).parent
     notebooks = sorted(graded_dir.glob("*.ipynb"))
-    if record["status"] == "graded" and notebooks:
+    if record.get("scores") and notebooks:
         page = render(graded_dir, student, lesson, notebooks[0].name)
         seen = visible_text(page)
         leaked = [line for line in hidden_lines(notebooks[0]) if line in seen]
         if leaked or "HIDDEN TESTS" in seen:
             raise CourseError(f"feedback for {student} would show hidden tests ({leaked[:1]}); not written")
+        if record["status"] != "graded":  # an answer was dropped after it killed or hung the kernel
+            page = with_banner(page, f"Your answer to {record['message']} It was graded as 0; the rest as usual.")
     else:
         page = failure_page(record)
     out = course.feedback / student / lesson / f"{lesson}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
     return student, record["status"]
+
+
+def with_banner(page: str, message: str) -> str:
+    banner = f"<div style='border:2px solid #d2413a;padding:0.5em;margin:1em'>{html.escape(message)}</div>"
+    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, page, count=1)
 
 
 def safe_feedback(course_root: str, student: str, lesson: str) -> tuple[str, str]:

@@ -14,12 +14,12 @@ A submission ends with one of these statuses (the summary and the CSV show them)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -36,7 +36,7 @@ from .rebuild import SubmissionError, fill, rebuild
 from .release import ensure_tools_on_path, nbgrader_config
 
 GRADED = "graded"
-RUNNING: set[subprocess.Popen] = set()   # workers in flight, killed if the instructor presses Ctrl-C
+RUNNING: set[multiprocessing.Process] = set()   # workers in flight, killed if the instructor presses Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,18 @@ def prepare_lesson(lesson: str, source: Path, workdir: Path) -> LessonKit:
                      hashlib.sha256(source_notebook.read_bytes()).hexdigest())
 
 
+KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+
+
 def grading_env() -> dict[str, str]:
+    """A minimal environment for student code: none of the instructor's tokens or settings, no PYTHONPATH."""
     ensure_tools_on_path()
-    env = dict(os.environ, PPO_COURSE_FAST="1", MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    env.pop("PYTHONPATH", None)  # the kernel imports the installed course package, nothing from cwd
+    env = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
+    env.update(PPO_COURSE_FAST="1", MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
     return env
 
 
-def descendants(process: subprocess.Popen, known: dict[int, psutil.Process]) -> None:
+def descendants(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:
     """Remember the worker's descendants (its kernel runs in a session of its own, so no process
     group covers both); psutil.Process remembers each one's start time, so a reused pid is never hit."""
     try:
@@ -97,8 +101,8 @@ def descendants(process: subprocess.Popen, known: dict[int, psutil.Process]) -> 
         pass
 
 
-def kill_all(process: subprocess.Popen, known: dict[int, psutil.Process]) -> None:
-    if process.poll() is None:
+def kill_all(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:
+    if process.is_alive():
         descendants(process, known)
         process.kill()
     for member in known.values():
@@ -107,26 +111,39 @@ def kill_all(process: subprocess.Popen, known: dict[int, psutil.Process]) -> Non
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(list(known.values()), timeout=5)
-    process.wait()
+    process.join()
+
+
+PRELOAD = ["nbgrader.apps", "nbgrader.api", "nbgrader.converters", "nbgrader.preprocessors",
+           "jupyter_client", "nbclient", "ppo_course.autograder.worker", "ppo_course.autograder.release"]
+
+
+@functools.lru_cache(maxsize=None)
+def worker_context():
+    """Workers are forked from a forkserver that imported nbgrader once (fresh, single-threaded:
+    safe to fork); each submission still gets a process, and a kernel, of its own."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def run_worker(scratch: Path, limits: Limits) -> dict:
     """Autograde the scratch course in a child process; its outcome, or a timeout/crash record."""
+    from .worker import run_in_child
+
     family: dict[int, psutil.Process] = {}
-    with open(scratch / "worker.log", "wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "ppo_course.autograder.worker", str(scratch)],
-                                   cwd=scratch, env=grading_env(), stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-        RUNNING.add(process)
-        deadline = time.monotonic() + limits.timeout
-        try:
-            while process.poll() is None and time.monotonic() < deadline:
-                descendants(process, family)
-                time.sleep(0.25)
-        finally:
-            timed_out = process.poll() is None
-            kill_all(process, family)  # on time-out, and any kernel or child the worker left behind
-            RUNNING.discard(process)
+    process = worker_context().Process(target=run_in_child, args=(str(scratch), grading_env()))
+    process.start()
+    RUNNING.add(process)
+    deadline = time.monotonic() + limits.timeout
+    try:
+        while process.is_alive() and time.monotonic() < deadline:
+            descendants(process, family)
+            time.sleep(0.25)
+    finally:
+        timed_out = process.is_alive()
+        kill_all(process, family)  # on time-out, and any kernel or child the worker left behind
+        RUNNING.discard(process)
     outcome_path = scratch / "outcome.json"
     if timed_out:
         outcome = {"ok": False, "status": "timeout",
@@ -134,7 +151,7 @@ def run_worker(scratch: Path, limits: Limits) -> dict:
     elif outcome_path.exists():
         outcome = json.loads(outcome_path.read_text())
     else:
-        outcome = {"ok": False, "log": f"the grader exited with status {process.returncode}: " + last_line(scratch)}
+        outcome = {"ok": False, "log": f"the grader exited with status {process.exitcode}: " + last_line(scratch)}
     running = scratch / "running_cell"
     if running.exists():
         outcome["running_cell"] = int(running.read_text() or -1)
