@@ -175,12 +175,11 @@ def advantages_and_returns(rollout: Rollout, values: torch.Tensor, last_value: t
     with NEXT_STEP autoreset the final observation is what the agent sees on the reset step).
     ``dones`` = terminated | truncated | reset step, so nothing is bootstrapped across an episode end.
     """
-    device = values.device
-    to = lambda a: torch.as_tensor(a, device=device)  # noqa: E731 (a tiny local converter)
+    terminated, truncated, valid, rewards = (torch.as_tensor(a, device=values.device) for a in (
+        rollout.terminated, rollout.truncated, rollout.valid, rollout.rewards))
     next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
-    truncated = to(rollout.truncated)
-    rewards = to(rollout.rewards) + gamma * next_values * truncated
-    dones = (to(rollout.terminated) | truncated | ~to(rollout.valid)).float()
+    rewards = rewards + gamma * next_values * truncated
+    dones = (terminated | truncated | ~valid).float()
     return compute_gae(rewards, values, dones, last_value, gamma, lam)
 
 
