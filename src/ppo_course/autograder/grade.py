@@ -290,7 +290,11 @@ def safely(course: Course, kit: LessonKit, student: str, limits: Limits, force: 
 
 def grade(course: Course, lessons: list[str], limits: Limits, jobs: int, source: Path = SOLUTIONS_DIR,
           students: list[str] | None = None, force: bool = False, progress: bool | None = None) -> list[dict]:
-    """Grade the chosen lessons' submissions in parallel; returns one record per submission."""
+    """Grade the chosen lessons' submissions in parallel; returns one record per submission.
+
+    Workers come from a multiprocessing forkserver: a script that calls this must do so under
+    ``if __name__ == "__main__":`` (``python -m ppo_course.autograder`` and notebooks are fine).
+    """
     from tqdm.auto import tqdm
 
     with tempfile.TemporaryDirectory(prefix="ppo-grade-kit-") as tmp:
