@@ -31,3 +31,14 @@ def lesson_copy(tmp_path):
         shutil.copytree(notebook.parent, target)
         return target / notebook.name
     return copy
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: on a 2-core machine a second intra-op thread only adds waiting (as in the notebooks)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -52,3 +52,13 @@ def run_tests_against(lesson: str, exercise: str, answer: str, test_id: str | No
     namespace = dict(_prelude(lesson, test_id))
     exec(answer, namespace)
     exec(test_source(lesson, test_id), namespace)
+
+
+def assert_rejected(lesson: str, exercise: str, answer: str, test_id: str | None = None) -> None:
+    """The exercise's test cell must reject ``answer`` with an AssertionError that says what to check."""
+    try:
+        run_tests_against(lesson, exercise, answer, test_id)
+    except AssertionError as failure:
+        assert str(failure).strip(), "the rejection must tell the learner what to check"
+    else:
+        raise AssertionError(f"the tests of {exercise} accepted a wrong answer:\n{answer}")

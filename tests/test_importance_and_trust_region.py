@@ -13,13 +13,7 @@ from ppo_course.widgets.importance_explorer import ImportanceExplorer
 from ppo_course.widgets.trust_region_explorer import TrustRegionExplorer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: on a busy 2-core machine extra intra-op threads only add waiting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,7 @@ from ppo_course.widgets.beta_explorer import BetaExplorer
 SWEEP_FILE = SOLUTIONS / "05-ppo-for-rlhf" / "beta_sweep.json"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The models are tiny: one thread is faster than two fighting over them (as in the notebook)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

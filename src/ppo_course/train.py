@@ -14,7 +14,7 @@ import csv
 import inspect
 import re
 import sys
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from .device import DEVICE_CHOICES, describe_device, select_device
