@@ -3,7 +3,8 @@
 ``ABLATIONS`` names the default and the three pitfalls of the lesson: a wide clip (eps = 0.5), too
 many epochs per batch (K = 30) and no entropy bonus (c2 = 0). ``run_ablations`` trains each on a few
 seeds; ``plot_curves`` draws the greedy-evaluation mean over seeds with a min-max band.
-``python -m ppo_course.ablations OUT.json`` precomputes them for the lesson.
+``python -m ppo_course.ablations OUT.json`` precomputes them for the lesson. ``plot_training`` draws
+one run: its learning curve and the diagnostics practitioners watch.
 """
 from __future__ import annotations
 
@@ -40,6 +41,42 @@ def run_ablations(base: PPOConfig | None = None, seeds=(0, 1, 2), ablations: dic
         if progress:
             print(f"{label}: final greedy means {[round(r.evals[-1]['mean']) for r in results[label]]}", flush=True)
     return curves_from_results(results)
+
+
+def smooth(values, window: int = 9) -> np.ndarray:
+    """Moving average (shorter at the ends): per-iteration diagnostics are too noisy to read raw."""
+    values = np.asarray(values, dtype=float)
+    kernel = np.ones(min(window, len(values)))
+    return np.convolve(values, kernel, "same") / np.convolve(np.ones_like(values), kernel, "same")
+
+
+def plot_training(result: TrainResult, title: str = "PPO on CartPole-v1"):
+    """Three panels for one run: episode returns with greedy evaluations; approx KL and clip fraction;
+    entropy and explained variance (the last two smoothed over 9 iterations). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax_ret, ax_kl, ax_ent) = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
+    ep_steps, ep_returns = zip(*result.episodes)
+    ax_ret.plot(ep_steps, ep_returns, ".", alpha=0.3, markersize=3, label="training episodes")
+    ax_ret.plot([e["step"] for e in result.evals], [e["mean"] for e in result.evals], "o-", ms=3,
+                label="greedy evaluation")
+    ax_ret.axhline(475, color="black", ls=":", lw=1, label="solved (475)")
+    ax_ret.set(xlabel="environment steps", ylabel="episode return", title=title)
+    ax_ret.legend(fontsize="small")
+    steps = [row["step"] for row in result.logs]
+    column = {key: [row[key] for row in result.logs] for key in ("approx_kl", "clip_fraction", "entropy",
+                                                                 "explained_variance")}
+    ax_kl.plot(steps, smooth(column["approx_kl"]), color="C0")
+    ax_kl.set(xlabel="environment steps", ylabel="approx KL(old ‖ new)", yscale="log",
+              title="how far each update moved the policy")
+    ax_clip = ax_kl.twinx()
+    ax_clip.plot(steps, smooth(column["clip_fraction"]), color="C1")
+    ax_clip.set_ylabel("clip fraction", color="C1")
+    ax_ent.plot(steps, smooth(column["entropy"]), color="C2", label="entropy (nats)")
+    ax_ent.plot(steps, smooth(column["explained_variance"]), color="C4", label="explained variance")
+    ax_ent.set(xlabel="environment steps", ylim=(-1, 1.05), title="policy randomness and critic quality")
+    ax_ent.legend(fontsize="small")
+    return fig
 
 
 def plot_curves(curves: dict[str, dict], ax=None, key: str = "means", threshold: float | None = 475.0,
