@@ -179,3 +179,27 @@ def test_stock_nbgrader_config_is_the_course_configuration(tmp_path, monkeypatch
     assert StderrIsNotFailure in config.Autograde.autograde_preprocessors
     assert TrimTracebacks in config.GenerateFeedback.preprocessors
     assert config.ClearSolutions.code_stub == {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+
+def test_helpers_from_the_learners_own_cells_are_carried_into_the_answer():
+    from exercise_checks import run_tests_against
+
+    answers = solution_answers(LESSON)
+    nb = submission(LESSON, {})
+    helper = ("import torch as T\n\ndef _clip(r, eps):\n    return T.clamp(r, 1 - eps, 1 + eps)\n\n"
+              "def _pick_smaller(a, b):\n    return T.minimum(a, b)\n\nprint('scratch work that must not run')")
+    answer = ("def clipped_surrogate(ratio, adv, eps=0.2):\n"
+              "    return _pick_smaller(ratio * adv, _clip(ratio, eps) * adv)")
+    stub_index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "clipped_surrogate")
+    nb.cells[stub_index].source = answer
+    nb.cells.insert(stub_index, nbformat.v4.new_code_cell(helper))
+    nb.cells.insert(0, nbformat.v4.new_code_cell("def unused():\n    return 1"))
+    rebuilt = rebuild(nbformat.writes(nb).encode(), RELEASED, CONTRACT)
+    carried = rebuilt.answers["clipped_surrogate"].source
+    assert "def _clip" in carried and "def _pick_smaller" in carried and "import torch as T" in carried
+    assert "scratch work" not in carried and "def unused" not in carried
+    assert any("carried along" in note for note in rebuilt.notes)
+    run_tests_against(LESSON, "clipped_surrogate", carried)  # the rebuilt answer passes the course's tests
+    # An answer that needs nothing from elsewhere is taken as written.
+    assert rebuild(nbformat.writes(submission(LESSON, answers)).encode(), RELEASED, CONTRACT) \
+        .answers["clipped_surrogate"].source == answers["clipped_surrogate"]

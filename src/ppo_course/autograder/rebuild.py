@@ -12,6 +12,12 @@ Which cell holds the learner's answer to an exercise:
      new cell below the stub) is a candidate;
   2. the last candidate in the file that does more than ``raise NotImplementedError`` wins;
   3. with no such candidate the released stub stays, and the exercise scores 0.
+
+Only answer cells are taken, so a helper the learner defined in a cell of their own would be lost
+and the answer would fail with NameError. The functions, classes and imports of the learner's own
+cells that an answer uses (directly or through another helper) are therefore carried into the
+answer cell, above it. Nothing else from those cells runs. (This opens no new door: the answer cell
+itself is arbitrary code.)
 """
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from .contract import Contract, Exercise, as_code, defined_names, grade_id, is_test_cell
+from .contract import Contract, Exercise, as_code, defined_names, grade_id, is_test_cell, nbgrader_meta
 
 
 class SubmissionError(Exception):
@@ -106,6 +112,61 @@ def find_answer(cells: list[dict], exercise: Exercise) -> Answer | None:
     return written[-1] if written else None
 
 
+def _definitions(source: str) -> list[tuple[set[str], ast.stmt]]:
+    """Top-level defs, classes and imports of a cell, each with the names it binds."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found = []
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.append(({node.name}, node))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(({(a.asname or a.name).split(".")[0] for a in node.names}, node))
+    return found
+
+
+def _names_used(node: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def carry_helpers(answer: Answer, cells: list[dict], released: nbformat.NotebookNode,
+                  contract_functions: set[str]) -> tuple[Answer, list[str]]:
+    """``answer`` with the learner's own helper definitions it uses prepended; and their names.
+
+    Exercises' own functions are never carried: each is graded from its own answer cell.
+    """
+    course_sources = {c.source.strip() for c in released.cells}
+    helpers = []  # (names, source) in file order, from code cells the course did not write
+    for index, cell in enumerate(cells):
+        source = as_code(cell)
+        if (cell.get("cell_type") != "code" or nbgrader_meta(cell) or source.strip() in course_sources
+                or index == answer.cell_index):
+            continue
+        helpers += [(names, ast.get_source_segment(source, node)) for names, node in _definitions(source)
+                    if not names & contract_functions]
+    try:
+        needed = _names_used(ast.parse(answer.source))
+    except (SyntaxError, ValueError):
+        return answer, []
+    chosen: list[int] = []
+    changed = True
+    while changed:  # a helper may use another helper
+        changed = False
+        for i, (names, segment) in enumerate(helpers):
+            if i not in chosen and names & needed:
+                chosen.append(i)
+                needed |= _names_used(ast.parse(segment))
+                changed = True
+    if not chosen:
+        return answer, []
+    block = "\n\n".join(helpers[i][1] for i in sorted(chosen))
+    carried = sorted({name for i in chosen for name in helpers[i][0]})
+    source = f"# carried from your other cells: {', '.join(carried)}\n{block}\n\n{answer.source}"
+    return Answer(source, answer.cell_index, answer.matched_by), carried
+
+
 def audit_tests(cells: list[dict], released: nbformat.NotebookNode) -> list[str]:
     """What the learner's file did to the course's test cells (all restored by the rebuild)."""
     notes = []
@@ -136,11 +197,15 @@ def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) ->
     """The notebook to grade: ``released`` with the answers found in the submitted bytes."""
     cells = read_submission(data)
     answers, notes = {}, []
+    contract_functions = {name for exercise in contract.exercises for name in exercise.functions}
     for exercise in contract.exercises:
         answer = find_answer(cells, exercise)
         if answer is None:
             notes.append(f"no answer to {exercise.answer_id}")
             continue
+        answer, carried = carry_helpers(answer, cells, released, contract_functions)
+        if carried:
+            notes.append(f"{exercise.answer_id}: uses {', '.join(carried)} from the learner's other cells (carried along)")
         answers[exercise.answer_id] = answer
         if answer.matched_by != "grade_id":
             notes.append(f"{exercise.answer_id}: answer found by {answer.matched_by} (cell {answer.cell_index + 1})")
