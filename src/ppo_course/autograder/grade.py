@@ -33,7 +33,7 @@ from .contract import Contract, grade_id, is_answer_cell, read_contract
 from .course import Course, pick_submission
 from .paths import SOLUTIONS_DIR, CourseError
 from .rebuild import SubmissionError, fill, rebuild
-from .release import ensure_tools_on_path, nbgrader_config
+from .release import ensure_tools_on_path, release_in_course
 
 GRADED = "graded"
 RUNNING: set[multiprocessing.Process] = set()   # workers in flight, killed if the instructor presses Ctrl-C
@@ -58,22 +58,12 @@ class LessonKit:
 
 
 def prepare_lesson(lesson: str, source: Path, workdir: Path) -> LessonKit:
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-
     source_notebook = next((source / lesson).glob("*.ipynb"), None)
     if source_notebook is None:
         raise CourseError(f"no source notebook for {lesson} in {source}")
     root = workdir / lesson
-    shutil.copytree(source / lesson, root / "source" / lesson,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    config = nbgrader_config(root)
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-    result = api.generate_assignment(lesson, force=True, create=True)
-    if not result["success"]:
-        raise CourseError(f"nbgrader could not release {lesson}: {result.get('error') or result.get('log')}")
+    released_dir = release_in_course(lesson, source, root)
     shutil.rmtree(root / "source")  # solutions never sit next to a student's scratch course
-    released_dir = root / "release" / lesson
     return LessonKit(lesson, read_contract(source_notebook),
                      nbformat.read(released_dir / source_notebook.name, as_version=4),
                      root / "gradebook.db", released_dir,

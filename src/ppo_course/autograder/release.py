@@ -60,23 +60,31 @@ def grading_config(course_root: Path, db_path: Path | None = None, cell_timeout:
     return config
 
 
-def generate_lesson(lesson: str, source: Path, dest: Path) -> None:
-    """Release one lesson: ``source/lesson`` -> ``dest/lesson`` (replaced as a whole)."""
+def release_in_course(lesson: str, source: Path, course_root: Path) -> Path:
+    """Run nbgrader's generate_assignment on ``source/lesson`` inside the course ``course_root``.
+
+    Returns the folder of the released lesson (``course_root/release/lesson``).
+    """
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
+    shutil.copytree(source / lesson, course_root / "source" / lesson,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    config = nbgrader_config(course_root)
+    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    result = api.generate_assignment(lesson, force=True, create=True)
+    if not result["success"]:
+        raise CourseError(f"nbgrader could not release {lesson}: {result.get('error') or result.get('log')}")
+    return course_root / "release" / lesson
+
+
+def generate_lesson(lesson: str, source: Path, dest: Path) -> None:
+    """Release one lesson: ``source/lesson`` -> ``dest/lesson`` (replaced as a whole)."""
     with tempfile.TemporaryDirectory(prefix="ppo-release-") as tmp:
-        course_root = Path(tmp)
-        shutil.copytree(source / lesson, course_root / "source" / lesson,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-        config = nbgrader_config(course_root)
-        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-        result = api.generate_assignment(lesson, force=True, create=True)
-        if not result["success"]:
-            raise CourseError(f"nbgrader could not release {lesson}: {result.get('error') or result.get('log')}")
+        released = release_in_course(lesson, source, Path(tmp))
         staged = dest / f".{lesson}.new"
         shutil.rmtree(staged, ignore_errors=True)
-        shutil.copytree(course_root / "release" / lesson, staged)
+        shutil.copytree(released, staged)
         shutil.rmtree(dest / lesson, ignore_errors=True)
         staged.rename(dest / lesson)
 
