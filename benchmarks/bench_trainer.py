@@ -116,7 +116,9 @@ def print_table(rows: dict[str, list[dict]]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10, help="number of seeds, 0..N-1 (default 10)")
+    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are FIRST..FIRST+N-1 (default 0; the defaults were tuned on 0-9, so check others)")
     parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000)")
     parser.add_argument("--threads-ours", type=int, default=1, help="torch threads for our trainer (default 1)")
     parser.add_argument("--threads-sb3", type=int, default=1, help="torch threads for SB3 (default 1, its fastest here)")
@@ -125,14 +127,14 @@ def main(argv: list[str] | None = None) -> None:
                "SB3 zoo": lambda s: run_sb3(s, args.budget, args.threads_sb3)}
     rows: dict[str, list[dict]] = {name: [] for name in runners}
     started = time.time()
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         order = list(runners) if seed % 2 == 0 else list(runners)[::-1]
         for name in order:
             summary = summarise(runners[name](seed))
             rows[name].append(summary)
             print(f"seed {seed:2d} {name:8s} solved@{summary['steps']} in {summary['wall'] and round(summary['wall'], 2)}s"
                   f" stays@{summary['stays']} final={summary['final']:.1f} sps={summary['sps']:.0f}", flush=True)
-    print(f"\n{args.seeds} seeds, budget {args.budget} env steps, eval every {EVAL_EVERY} steps x {EVAL_EPISODES} "
+    print(f"\n{args.seeds} seeds ({args.first_seed}-{args.first_seed + args.seeds - 1}), budget {args.budget} env steps, eval every {EVAL_EVERY} steps x {EVAL_EPISODES} "
           f"greedy episodes (excluded from time); torch {torch.__version__}, {time.time() - started:.0f} s in all\n")
     print_table(rows)
 
