@@ -42,6 +42,21 @@ def _prelude(lesson: str, test_id: str) -> dict:
     raise KeyError(f"{lesson} has no test cell {test_id}")
 
 
+def indented(body: str) -> str:
+    """``body`` as an indented block (a function's or a loop's)."""
+    return "\n".join("    " + line for line in body.strip().splitlines())
+
+
+def function_answer(signature: str, body: str) -> str:
+    """A learner's answer cell: the ``def ...:`` line ``signature`` with ``body`` indented under it."""
+    return f"{signature}\n{indented(body)}"
+
+
+def answer_cases(answers: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
+    """``{exercise: {name: body}}`` flattened into (exercise, name, body) rows for ``pytest.mark.parametrize``."""
+    return [(exercise, name, body) for exercise, named in answers.items() for name, body in named.items()]
+
+
 def test_source(lesson: str, test_id: str) -> str:
     return next(c.source for c in _solution_notebook(lesson).cells if grade_id(c) == test_id)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from exercise_checks import assert_rejected, run_tests_against
+from exercise_checks import assert_rejected, function_answer, run_tests_against
 from grading_helpers import solution_answers
 from ppo_course.gae import compute_gae
 from ppo_course.losses import ppo_loss
@@ -54,7 +54,7 @@ WRONG_GAE = {
 
 
 def loss_answer(body: str) -> str:
-    return LOSS_SIGNATURE + "\n" + "\n".join("    " + line for line in body.strip().splitlines())
+    return function_answer(LOSS_SIGNATURE, body)
 
 
 POLICY = "policy = ppo_policy_loss(logp_new, logp_old, adv, eps)\n"

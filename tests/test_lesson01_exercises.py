@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from exercise_checks import assert_rejected, run_tests_against
+from exercise_checks import answer_cases, assert_rejected, function_answer, run_tests_against
 from grading_helpers import solution_answers
 
 LESSON = "01-importance-sampling"
@@ -16,7 +16,7 @@ SIGNATURES = {
 
 
 def answer(exercise: str, body: str) -> str:
-    return SIGNATURES[exercise] + "\n" + "\n".join("    " + line for line in body.strip().splitlines())
+    return function_answer(SIGNATURES[exercise], body)
 
 
 WRONG_ANSWERS = {
@@ -52,7 +52,7 @@ WRONG_ANSWERS = {
     },
 }
 
-CASES = [(exercise, name, body) for exercise, wrong in WRONG_ANSWERS.items() for name, body in wrong.items()]
+CASES = answer_cases(WRONG_ANSWERS)
 
 
 @pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
@@ -71,7 +71,7 @@ ALTERNATIVE_CORRECT_ANSWERS = {
     "surrogate_objective": {"inline ratio": "return torch.mean(torch.exp(logp_new - logp_old) * advantages)"},
 }
 
-ALTERNATIVES = [(e, n, b) for e, answers in ALTERNATIVE_CORRECT_ANSWERS.items() for n, b in answers.items()]
+ALTERNATIVES = answer_cases(ALTERNATIVE_CORRECT_ANSWERS)
 
 
 @pytest.mark.parametrize("exercise,name,body", ALTERNATIVES, ids=[f"{e}: {n}" for e, n, _ in ALTERNATIVES])

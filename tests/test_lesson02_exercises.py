@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from exercise_checks import assert_rejected, run_tests_against
+from exercise_checks import answer_cases, assert_rejected, function_answer, indented, run_tests_against
 from grading_helpers import solution_answers
 
 LESSON = "02-trpo"
@@ -17,13 +17,12 @@ SIGNATURES = {
 
 
 def answer(exercise: str, body: str) -> str:
-    return SIGNATURES[exercise] + "\n" + "\n".join("    " + line for line in body.strip().splitlines())
+    return function_answer(SIGNATURES[exercise], body)
 
 
 def cg(loop_body: str, setup: str = "x = torch.zeros_like(b)\nr = b.clone()\np = r.clone()\nr_dot_r = r @ r") -> str:
     """A conjugate-gradient answer: the usual set-up, then ``loop_body`` inside ``for _ in range(iters):``."""
-    indented = "\n".join("    " + line for line in loop_body.strip().splitlines())
-    return f"{setup}\nfor _ in range(iters):\n{indented}\nreturn x"
+    return f"{setup}\nfor _ in range(iters):\n{indented(loop_body)}\nreturn x"
 
 
 CORRECT_CG_LOOP = """
@@ -122,7 +121,7 @@ WRONG_ANSWERS = {
     },
 }
 
-CASES = [(exercise, name, body) for exercise, wrong in WRONG_ANSWERS.items() for name, body in wrong.items()]
+CASES = answer_cases(WRONG_ANSWERS)
 
 
 @pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
@@ -169,7 +168,7 @@ ALTERNATIVE_CORRECT_ANSWERS = {
     },
 }
 
-ALTERNATIVES = [(e, n, b) for e, answers in ALTERNATIVE_CORRECT_ANSWERS.items() for n, b in answers.items()]
+ALTERNATIVES = answer_cases(ALTERNATIVE_CORRECT_ANSWERS)
 
 
 @pytest.mark.parametrize("exercise,name,body", ALTERNATIVES, ids=[f"{e}: {n}" for e, n, _ in ALTERNATIVES])

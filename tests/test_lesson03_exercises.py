@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from exercise_checks import assert_rejected, run_tests_against
+from exercise_checks import answer_cases, assert_rejected, function_answer, run_tests_against
 from grading_helpers import solution_answers
 
 LESSON = "03-clipped-surrogate"
@@ -15,7 +15,7 @@ def answer(exercise: str, body: str) -> str:
         "clip_is_active": "def clip_is_active(ratio, adv, eps=0.2):",
         "ppo_policy_loss": "def ppo_policy_loss(logp_new, logp_old, adv, eps=0.2):",
     }[exercise]
-    return signature + "\n" + "\n".join("    " + line for line in body.strip().splitlines())
+    return function_answer(signature, body)
 
 
 WRONG_ANSWERS = {
@@ -55,7 +55,7 @@ WRONG_ANSWERS = {
     },
 }
 
-CASES = [(exercise, name, body) for exercise, wrong in WRONG_ANSWERS.items() for name, body in wrong.items()]
+CASES = answer_cases(WRONG_ANSWERS)
 
 
 @pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import SOLUTIONS
-from exercise_checks import assert_rejected, run_tests_against
+from exercise_checks import answer_cases, assert_rejected, function_answer, run_tests_against
 from grading_helpers import solution_answers
 
 LESSON = "05-ppo-for-rlhf"
@@ -22,7 +22,7 @@ def answer(exercise: str, body: str) -> str:
         "kl_penalized_reward": "def kl_penalized_reward(rewards, logp_policy, logp_reference, beta):",
         "group_relative_advantages": "def group_relative_advantages(rewards, group_size):",
     }[exercise]
-    return signature + "\n" + "\n".join("    " + line for line in body.strip().splitlines())
+    return function_answer(signature, body)
 
 
 WRONG_ANSWERS = {
@@ -78,8 +78,8 @@ ACCEPTED_VARIANTS = {
     },
 }
 
-CASES = [(exercise, name, body) for exercise, wrong in WRONG_ANSWERS.items() for name, body in wrong.items()]
-VARIANTS = [(exercise, name, body) for exercise, ok in ACCEPTED_VARIANTS.items() for name, body in ok.items()]
+CASES = answer_cases(WRONG_ANSWERS)
+VARIANTS = answer_cases(ACCEPTED_VARIANTS)
 
 
 @pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
