@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
+from ppo_course import ablations
+
 LESSON = Path(__file__).resolve().parents[1] / "solutions" / "04-ppo-cartpole"
 LABELS = {"default": "default", "eps": "eps = 0.5", "epochs": "K = 30", "c2": "c2 = 0"}
 
@@ -23,14 +25,6 @@ def _curves() -> dict[str, dict]:
 def _reading_cell() -> str:
     nb = nbformat.read(LESSON / "04-ppo-cartpole.ipynb", as_version=4)
     return next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("How to read them"))
-
-
-def _stays_solved_share(curve: dict) -> float:
-    shares = []
-    for means in np.array(curve["means"]):
-        first = np.flatnonzero(means >= 475)[0]
-        shares.append((means[first:] >= 475).mean())
-    return float(np.mean(shares))
 
 
 def _entropy_20k_60k(curve: dict) -> float:
@@ -47,7 +41,7 @@ def test_quoted_ablation_numbers_come_from_the_precomputed_runs():
     assert f"spikes above {np.floor(np.max(curves['eps']['approx_kl'])):.0f}" in text
     lowest_eps = min(np.min(np.array(m)[np.argmax(np.array(m) >= 475):]) for m in curves["eps"]["means"])
     assert f"seed down to {lowest_eps:.0f}" in text
-    stays = {k: _stays_solved_share(c) for k, c in curves.items()}
+    stays = {k: float(np.mean(ablations.solved_stats(c)[1])) for k, c in curves.items()}
     assert f"Only {stays['eps']:.0%} of the evaluations" in text and f"against {stays['default']:.0%} for the" in text
     assert f"only {stays['epochs']:.0%} of the later evaluations" in text
     assert stays["epochs"] == min(stays.values()), "the text calls K = 30 the worst of the four"

@@ -107,6 +107,17 @@ def curves_from_results(results: dict[str, list[TrainResult]]) -> dict[str, dict
             for label, runs in results.items()}
 
 
+def solved_stats(curve: dict, threshold: float = 475.0) -> tuple[list[float], list[float]]:
+    """Per seed: the env step of the first greedy mean >= threshold (nan if never) and the share of
+    evaluations from then on still >= threshold (1.0 = it stayed solved; 0.0 if never solved)."""
+    steps, firsts, stays = np.array(curve["steps"]), [], []
+    for means in np.array(curve["means"], dtype=float):
+        hit = np.flatnonzero(means >= threshold)
+        firsts.append(steps[hit[0]] if hit.size else np.nan)
+        stays.append((means[hit[0]:] >= threshold).mean() if hit.size else 0.0)
+    return firsts, stays
+
+
 def summarise(curves: dict[str, dict], threshold: float = 475.0) -> str:
     """A small text table: per label, what the curves say in numbers (means over seeds).
 
@@ -116,11 +127,7 @@ def summarise(curves: dict[str, dict], threshold: float = 475.0) -> str:
     """
     lines = [f"{'':36}{'first solved':>13}{'solved after':>14}{'final return':>14}{'median KL':>11}{'entropy':>9}"]
     for label, curve in curves.items():
-        steps, firsts, stays = np.array(curve["steps"]), [], []
-        for means in np.array(curve["means"], dtype=float):
-            hit = np.flatnonzero(means >= threshold)
-            firsts.append(steps[hit[0]] if hit.size else np.nan)
-            stays.append((means[hit[0]:] >= threshold).mean() if hit.size else 0.0)
+        firsts, stays = solved_stats(curve, threshold)
         first = f"{np.nanmean(firsts):.0f}" if not np.all(np.isnan(firsts)) else "never"
         final = np.mean([m[-1] for m in curve["means"]])
         kl, entropy = np.median(curve["approx_kl"]), np.mean([e[-1] for e in curve["entropy"]])

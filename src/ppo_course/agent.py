@@ -43,7 +43,7 @@ class ActorCritic(nn.Module):
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64):
         super().__init__()
-        self.obs_dim, self.n_actions, self.hidden = obs_dim, n_actions, hidden
+        self.obs_dim, self.n_actions = obs_dim, n_actions
         actor, critic = mlp(obs_dim, hidden, n_actions, out_gain=0.01), mlp(obs_dim, hidden, 1, out_gain=1.0)
         for i, (a, c) in enumerate(zip(actor[::2], critic[::2]), start=1):
             w_critic, b_critic = c.weight.detach(), c.bias.detach()
