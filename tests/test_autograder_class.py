@@ -97,7 +97,10 @@ VANDAL = """
 import glob, os
 for path in glob.glob("*.ipynb"):
     os.remove(path)          # its own copy: grading must not care
-open("../../../../vandal.txt", "w").write("was here")
+try:
+    open("../../../../vandal.txt", "w").write("was here")
+except OSError as error:
+    print("write outside refused:", type(error).__name__)
 print("solutions visible:", bool(glob.glob("../../../source/*/*.ipynb")))
 print("grader's secret visible:", "PPO_GRADER_SECRET" in os.environ)
 """

@@ -41,18 +41,25 @@ def assert_tensor(value: Any, what: str, shape: tuple | None = None, dtype: torc
         assert value.dtype == dtype, f"{what}: expected dtype {dtype}, got {value.dtype}"
 
 
+LEARNER_KERNEL = "__learner_kernel__"   # in a namespace the autograder made: the kernel the learner's code runs in
+
+
 @contextlib.contextmanager
 def reference_for(namespace: dict, **references: Any) -> Iterator[None]:
     """Temporarily replace names in ``namespace`` (a notebook's ``globals()``) by reference versions.
 
     A test of one exercise uses it so that a mistake in an earlier exercise the learner's code calls
-    is not charged twice: each graded cell grades one concept.
+    is not charged twice: each graded cell grades one concept. When the autograder runs the test,
+    the learner's code lives in another process (``namespace[LEARNER_KERNEL]``), and the names are
+    replaced there too, by callables that run the references in the grader.
     """
     missing = object()
     saved = {name: namespace.get(name, missing) for name in references}
     namespace.update(references)
     try:
-        yield
+        with (namespace[LEARNER_KERNEL].swapped(references) if LEARNER_KERNEL in namespace
+              else contextlib.nullcontext()):
+            yield
     finally:
         for name, value in saved.items():
             if value is missing:

@@ -68,8 +68,10 @@ def add_grade(commands) -> None:
     grade = commands.add_parser(
         "grade", help="autograde every collected submission, in parallel",
         description="Autograde with nbgrader. Each submission is rebuilt from the released notebook plus the "
-                    "learner's answers (so the course's own tests always run), then graded in a scratch copy "
-                    "with a fresh kernel under a per-cell and a per-submission time limit and a memory limit; an "
+                    "learner's answers (so the course's own tests always run), then graded with a fresh kernel in "
+                    "an OS sandbox (bubblewrap: no network, no view of the course or other students), the tests "
+                    "running outside it in the grader, under a per-cell and a per-submission time limit and "
+                    "memory and process limits; an "
                     "answer that kills or hangs the kernel is dropped (it scores 0) and the rest is graded again. "
                     "Results: COURSE/autograded/<student>/<lesson>/result.json. Submissions unchanged since "
                     "their last grading are not regraded unless --force.")
@@ -82,7 +84,16 @@ def add_grade(commands) -> None:
     grade.add_argument("--timeout", type=positive(int), default=300, metavar="SECONDS",
                        help="a submission running longer is killed and gets status timeout (default: %(default)s)")
     grade.add_argument("--memory-gb", type=positive(float), default=4.0, metavar="GB",
-                       help="address-space limit of each grading kernel (default: %(default)s)")
+                       help="resident memory of each learner kernel, by cgroup; where no cgroup can be made, "
+                            "the address space instead, and result.json says so (default: %(default)s)")
+    grade.add_argument("--max-processes", type=positive(int), default=256, metavar="N",
+                       help="processes and threads each learner kernel may have (default: %(default)s)")
+    grade.add_argument("--scratch-mb", type=positive(int), default=512, metavar="MB",
+                       help="size of the kernel's private writable home folder (default: %(default)s)")
+    grade.add_argument("--no-sandbox", action="store_true",
+                       help="run student code without the OS sandbox (no namespaces: it can read and write what "
+                            "you can); tests still run outside it. Only for submissions you trust; the summary "
+                            "and every result.json say so")
     grade.add_argument("--student", action="append", metavar="ID", help="grade only this student (repeatable)")
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
     grade.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -163,7 +174,8 @@ def run_grade(args: argparse.Namespace) -> int:
 
     course = open_course(args.course)
     lessons = graded_lessons(course, args.lessons, args.source)
-    limits = Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_gb=args.memory_gb)
+    limits = Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_gb=args.memory_gb,
+                    max_pids=args.max_processes, scratch_mb=args.scratch_mb, sandbox=not args.no_sandbox)
     records = grade(course, lessons, limits, args.jobs, source=args.source, students=args.student,
                     force=args.force, progress=False if args.no_progress else None)
     print(summary(records))

@@ -1,5 +1,5 @@
 """Autograde every submission of a lesson: rebuilt from the contract, one scratch course and one
-fresh kernel per submission, in parallel, each under a wall-clock and a memory limit.
+fresh sandboxed kernel per submission, in parallel, each under time, memory and process limits.
 
 A submission ends with one of these statuses (the summary and the CSV show them):
   graded      nbgrader ran the course's tests; scores are in result.json (notes say what was repaired)
@@ -21,6 +21,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -29,59 +30,165 @@ from pathlib import Path
 import nbformat
 import psutil
 
+from .cgroups import Cgroups
 from .contract import Contract, grade_id, is_answer_cell, read_contract
 from .course import Course, pick_submission
 from .paths import SOLUTIONS_DIR, CourseError
 from .rebuild import SubmissionError, fill, rebuild
 from .release import ensure_tools_on_path, release_in_course
+from .sandbox import SandboxLimits, SandboxUnavailable, probe
 
 GRADED = "graded"
-RUNNING: set[multiprocessing.Process] = set()   # workers in flight, killed if the instructor presses Ctrl-C
+ISOLATION = "sandbox: bubblewrap (user, mount, pid, network, ipc namespaces); tests run in the grader"
+NO_ISOLATION = ("no sandbox (--no-sandbox): student code ran with the grader's rights; "
+                "tests still ran in the grader")
 
 
 @dataclass(frozen=True)
 class Limits:
     cell_timeout: int = 30        # seconds per cell, then the kernel is interrupted
     timeout: int = 300            # seconds per submission, then its processes are killed
-    memory_gb: float = 4.0        # address space of the grader and its kernel
+    memory_gb: float = 4.0        # resident memory of each kernel (address space where no cgroup can be made)
+    max_pids: int = 256           # processes and threads of each kernel
+    scratch_mb: int = 512         # the kernel's writable home (a tmpfs)
+    sandbox: bool = True          # False: --no-sandbox
+
+    def sandbox_limits(self) -> SandboxLimits:
+        return SandboxLimits(memory_bytes=int(self.memory_gb * 2**30), cpu_seconds=self.timeout,
+                             max_pids=self.max_pids, scratch_bytes=self.scratch_mb * 2**20)
 
 
 @dataclass(frozen=True)
 class LessonKit:
-    """What grading one lesson needs, made once per run by nbgrader's generate_assignment."""
+    """What grading one lesson needs, made once per run (the release is cached in the course folder)."""
     lesson: str
     contract: Contract
     released: nbformat.NotebookNode
-    gradebook: Path               # the assignment's gradebook (holds the hidden tests)
+    gradebook: Path               # the assignment's gradebook (holds the hidden tests: never in a sandbox)
     extra_files: Path             # the released folder: data files a notebook reads
     source_sha256: str
+    student_package: Path         # ppo_course with this lesson's references stubbed (student_package.py)
 
 
-def prepare_lesson(lesson: str, source: Path, workdir: Path) -> LessonKit:
+def lesson_digest(folder: Path) -> str:
+    """A digest of a lesson's source folder and of the tools that release it (the cache key)."""
+    import nbgrader
+
+    digest = hashlib.sha256(f"nbgrader {nbgrader.__version__}\n".encode())
+    digest.update(Path(__file__).with_name("release.py").read_bytes())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def cached_release(lesson: str, source: Path, cache: Path) -> Path:
+    """nbgrader's release of ``lesson`` (gradebook.db + release/), made once per source version."""
+    folder = cache / f"{lesson}-{lesson_digest(source / lesson)[:16]}"
+    if not (folder / "release" / lesson).is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        staged = Path(tempfile.mkdtemp(prefix=f".{lesson}-", dir=cache))
+        release_in_course(lesson, source, staged)
+        shutil.rmtree(staged / "source")  # solutions never sit next to a student's scratch course
+        try:
+            staged.rename(folder)
+        except OSError:  # another grader made it meanwhile
+            shutil.rmtree(staged, ignore_errors=True)
+    return folder
+
+
+def prepare_lesson(lesson: str, source: Path, workdir: Path, cache: Path) -> LessonKit:
+    from .student_package import build_student_package
+
     source_notebook = next((source / lesson).glob("*.ipynb"), None)
     if source_notebook is None:
         raise CourseError(f"no source notebook for {lesson} in {source}")
-    root = workdir / lesson
-    released_dir = release_in_course(lesson, source, root)
-    shutil.rmtree(root / "source")  # solutions never sit next to a student's scratch course
-    return LessonKit(lesson, read_contract(source_notebook),
-                     nbformat.read(released_dir / source_notebook.name, as_version=4),
+    root = cached_release(lesson, source, cache)
+    contract = read_contract(source_notebook)
+    names = {name for exercise in contract.exercises for name in exercise.functions}
+    package = workdir / lesson / "ppo_course"
+    build_student_package(names, package)
+    released_dir = root / "release" / lesson
+    return LessonKit(lesson, contract, nbformat.read(released_dir / source_notebook.name, as_version=4),
                      root / "gradebook.db", released_dir,
-                     hashlib.sha256(source_notebook.read_bytes()).hexdigest())
+                     hashlib.sha256(source_notebook.read_bytes()).hexdigest(), package)
 
 
-KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ")
+KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ",
+            "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def grading_env() -> dict[str, str]:
-    """A minimal environment for student code: none of the instructor's tokens or settings, no PYTHONPATH."""
+    """The worker's environment: none of the instructor's tokens or settings, no PYTHONPATH."""
     ensure_tools_on_path()
     env = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
-    env.update(PPO_COURSE_FAST="1", MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.update(PPO_COURSE_FAST="1", MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     return env
 
 
-def descendants(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:
+PRELOAD = ["nbgrader.apps", "nbgrader.api", "nbgrader.converters", "nbgrader.preprocessors",
+           "jupyter_client", "nbclient", "torch", "numpy", "matplotlib.pyplot", "ipywidgets",
+           "ppo_course.autograder.worker", "ppo_course.autograder.release", "ppo_course.autograder.execute",
+           "ppo_course.importance", "ppo_course.trust_region", "ppo_course.clipping", "ppo_course.trainer",
+           "ppo_course.rlhf", "ppo_course.ablations", "ppo_course.widgets"]
+
+
+@functools.lru_cache(maxsize=None)
+def worker_context():
+    """Workers are forked from a forkserver that imported nbgrader, torch and the course once (fresh,
+    single-threaded: safe to fork); each submission still gets a process, and a kernel, of its own."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+class Workers:
+    """The worker processes in flight (one per submission being graded); ``kill_all`` on Ctrl-C."""
+
+    def __init__(self):
+        self.running: set[multiprocessing.Process] = set()
+        self.lock = threading.Lock()
+
+    def run(self, scratch: Path, limits: Limits) -> dict:
+        """Autograde the scratch course in a child process; its outcome, or a timeout/crash record."""
+        from .worker import run_in_child
+
+        family: dict[int, psutil.Process] = {}
+        process = worker_context().Process(target=run_in_child, args=(str(scratch), grading_env()))
+        process.start()
+        with self.lock:
+            self.running.add(process)
+        deadline = time.monotonic() + limits.timeout
+        try:
+            while process.is_alive() and time.monotonic() < deadline:
+                _remember_descendants(process, family)
+                time.sleep(0.25)
+        finally:
+            timed_out = process.is_alive()
+            _kill_all(process, family)  # on time-out, and any kernel or child the worker left behind
+            with self.lock:
+                self.running.discard(process)
+        outcome_path = scratch / "outcome.json"
+        if timed_out:
+            outcome = {"ok": False, "status": "timeout",
+                       "log": f"still running after {limits.timeout} s (a loop that ignores interrupts?): killed"}
+        elif outcome_path.exists():
+            outcome = json.loads(outcome_path.read_text())
+        else:
+            outcome = {"ok": False, "status": "error",
+                       "log": f"the grader exited with status {process.exitcode}: " + last_line(scratch)}
+        running = scratch / "running_cell"
+        if "running_cell" not in outcome and running.exists():
+            outcome["running_cell"] = int(running.read_text() or -1)
+        return outcome
+
+    def kill_all(self) -> None:
+        with self.lock:
+            for process in list(self.running):
+                process.kill()  # its thread then kills the kernel and cleans up
+
+
+def _remember_descendants(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:
     """Remember the worker's descendants (its kernel runs in a session of its own, so no process
     group covers both); psutil.Process remembers each one's start time, so a reused pid is never hit."""
     try:
@@ -91,9 +198,9 @@ def descendants(process: multiprocessing.Process, known: dict[int, psutil.Proces
         pass
 
 
-def kill_all(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:
+def _kill_all(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:
     if process.is_alive():
-        descendants(process, known)
+        _remember_descendants(process, known)
         process.kill()
     for member in known.values():
         try:
@@ -102,50 +209,7 @@ def kill_all(process: multiprocessing.Process, known: dict[int, psutil.Process])
             pass
     psutil.wait_procs(list(known.values()), timeout=5)
     process.join()
-
-
-PRELOAD = ["nbgrader.apps", "nbgrader.api", "nbgrader.converters", "nbgrader.preprocessors",
-           "jupyter_client", "nbclient", "ppo_course.autograder.worker", "ppo_course.autograder.release"]
-
-
-@functools.lru_cache(maxsize=None)
-def worker_context():
-    """Workers are forked from a forkserver that imported nbgrader once (fresh, single-threaded:
-    safe to fork); each submission still gets a process, and a kernel, of its own."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    return context
-
-
-def run_worker(scratch: Path, limits: Limits) -> dict:
-    """Autograde the scratch course in a child process; its outcome, or a timeout/crash record."""
-    from .worker import run_in_child
-
-    family: dict[int, psutil.Process] = {}
-    process = worker_context().Process(target=run_in_child, args=(str(scratch), grading_env()))
-    process.start()
-    RUNNING.add(process)
-    deadline = time.monotonic() + limits.timeout
-    try:
-        while process.is_alive() and time.monotonic() < deadline:
-            descendants(process, family)
-            time.sleep(0.25)
-    finally:
-        timed_out = process.is_alive()
-        kill_all(process, family)  # on time-out, and any kernel or child the worker left behind
-        RUNNING.discard(process)
-    outcome_path = scratch / "outcome.json"
-    if timed_out:
-        outcome = {"ok": False, "status": "timeout",
-                   "log": f"still running after {limits.timeout} s (a loop that ignores interrupts?): killed"}
-    elif outcome_path.exists():
-        outcome = json.loads(outcome_path.read_text())
-    else:
-        outcome = {"ok": False, "log": f"the grader exited with status {process.exitcode}: " + last_line(scratch)}
-    running = scratch / "running_cell"
-    if running.exists():
-        outcome["running_cell"] = int(running.read_text() or -1)
-    return outcome
+    Cgroups.remove_left_by(process.pid)
 
 
 def last_line(scratch: Path) -> str:
@@ -153,20 +217,15 @@ def last_line(scratch: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def failure_status(log: str) -> tuple[str, str]:
-    """Classify nbgrader's failure log as (status, one-line message)."""
-    if "CellTimeoutError" in log:
-        return "timeout", "a cell kept running after it was interrupted at the time limit (a loop that ignores Ctrl-C?)"
-    if "DeadKernelError" in log or "Kernel died" in log or "kernel died" in log:
-        return "crashed", "the kernel died while running the notebook (os._exit, a crash, or out of memory)"
-    if "MemoryError" in log:
-        return "crashed", "out of memory"
-    lines = [l.strip() for l in log.splitlines() if l.strip()]
-    return "error", (lines[-1][:300] if lines else "nbgrader failed without a message")
+def short_tmp() -> str:
+    """A temp folder whose paths fit a Unix socket address (108 bytes), for the kernel's sockets."""
+    folder = tempfile.gettempdir()
+    return folder if len(folder) < 60 else "/tmp"
 
 
-def stage(scratch: Path, kit: LessonKit, student: str, notebook: nbformat.NotebookNode, limits: Limits) -> None:
-    """A scratch nbgrader course holding the released files and one rebuilt submission."""
+def stage(scratch: Path, run_dir: Path, kit: LessonKit, student: str, notebook: nbformat.NotebookNode,
+          limits: Limits) -> None:
+    """A scratch nbgrader course holding the released files and one rebuilt submission, and the job."""
     course = scratch / "course"
     shutil.copytree(kit.extra_files, course / "source" / kit.lesson,
                     ignore=shutil.ignore_patterns("*.ipynb"))  # data files only: nbgrader copies them in
@@ -175,7 +234,13 @@ def stage(scratch: Path, kit: LessonKit, student: str, notebook: nbformat.Notebo
     nbformat.write(notebook, submitted / kit.contract.notebook)
     shutil.copy(kit.gradebook, scratch / "gradebook.db")
     job = {"lesson": kit.lesson, "student": student, "notebook": kit.contract.notebook,
-           "cell_timeout": limits.cell_timeout, "memory_bytes": int(limits.memory_gb * 2**30)}
+           "cell_timeout": limits.cell_timeout, "sandboxed": limits.sandbox,
+           "limits": vars(limits.sandbox_limits()), "package_dir": str(kit.student_package),
+           "data_files": [str(p) for p in sorted(kit.extra_files.iterdir()) if p.is_file() and p.suffix != ".ipynb"],
+           "functions": sorted({name for e in kit.contract.exercises for name in e.functions}),
+           "run_dir": str(run_dir), "kernel_log": str(scratch / "kernel.log"),
+           "running_file": str(scratch / "running_cell"), "abort_file": str(scratch / "abort.json"),
+           "limits_file": str(scratch / "limits.json")}
     (scratch / "job.json").write_text(json.dumps(job))
 
 
@@ -188,25 +253,36 @@ def keep_graded(scratch: Path, kit: LessonKit, student: str, destination: Path) 
     if graded.exists():
         shutil.copy(graded, staged / kit.contract.notebook)
     shutil.copy(scratch / "gradebook.db", staged / "gradebook.db")
-    shutil.copy(scratch / "worker.log", staged / "grading.log")
+    log = (scratch / "worker.log").read_text(errors="replace")
+    kernel_log = scratch / "kernel.log"
+    if kernel_log.exists() and kernel_log.stat().st_size:
+        with open(kernel_log, "rb") as handle:   # the kernel's own stderr (capped: student code writes there)
+            handle.seek(max(0, kernel_log.stat().st_size - 16384))
+            log += "\n--- the kernel's stderr (last 16 KB) ---\n" + handle.read().decode(errors="replace")
+    (staged / "grading.log").write_text(log)
     shutil.rmtree(destination, ignore_errors=True)
     staged.rename(destination)
 
 
-def grade_submission(course: Course, kit: LessonKit, student: str, limits: Limits, force: bool) -> dict:
+def grade_submission(course: Course, kit: LessonKit, student: str, limits: Limits, force: bool,
+                     workers: Workers) -> dict:
     """Grade one student's submission of one lesson; returns (and saves) its result record."""
     record = {"student": student, "lesson": kit.lesson, "status": GRADED, "message": "", "notes": [],
-              "scores": {}, "max": kit.contract.max_points, "source_sha256": kit.source_sha256}
+              "scores": {}, "max": kit.contract.max_points, "source_sha256": kit.source_sha256,
+              "isolation": ISOLATION if limits.sandbox else NO_ISOLATION}
     path, notes = pick_submission(course.submitted / student / kit.lesson)
     record["notes"] = notes
     if path is None:
         return save(course, record | {"status": "missing", "message": notes[0], "notes": []})
+    if path.suffix.lower() == ".ipynb" and path.name != kit.contract.notebook:
+        record["notes"].append(f"graded {path.name} (the lesson's notebook is {kit.contract.notebook})")
     data = path.read_bytes()
     record |= {"file": path.relative_to(course.root).as_posix(), "sha256": hashlib.sha256(data).hexdigest()}
     previous = course.result_path(student, kit.lesson)
     if not force and previous.exists():
         old = json.loads(previous.read_text())
-        if (old.get("sha256"), old.get("source_sha256")) == (record["sha256"], kit.source_sha256):
+        if (old.get("sha256"), old.get("source_sha256"), old.get("isolation")) == (
+                record["sha256"], kit.source_sha256, record["isolation"]):
             return old | {"skipped": True}
     try:
         rebuilt = rebuild(data, kit.released, kit.contract)
@@ -215,44 +291,44 @@ def grade_submission(course: Course, kit: LessonKit, student: str, limits: Limit
     record["notes"] += rebuilt.notes
     started = time.monotonic()
     answers = {answer_id: answer.source for answer_id, answer in rebuilt.answers.items()}
-    outcome, dropped = grade_answers(kit, student, answers, limits, previous.parent)
+    outcome, dropped = grade_answers(kit, student, answers, limits, previous.parent, workers)
     record["seconds"] = round(time.monotonic() - started, 1)
+    if outcome.get("memory"):
+        record["memory_limit"] = outcome["memory"]
     if dropped:  # keep the first failure's status so the instructor looks, but score the rest
         record |= {"status": dropped[0][1], "message": f"{dropped[0][0]}: {dropped[0][2]}"}
         record["notes"] += [f"graded again without {answer_id} ({status})" for answer_id, status, _ in dropped]
     if not outcome["ok"]:
-        status, message = failure(outcome)
-        return save(course, record | {"status": status, "message": message})
+        return save(course, record | {"status": outcome["status"], "message": outcome["log"]})
     if outcome["stopped_cells"]:
         record["notes"].append(f"{outcome['stopped_cells']} cell(s) stopped at the {limits.cell_timeout} s limit")
+    record["notes"] += outcome.get("notes", [])
     record["scores"] = {e.test_id: outcome["scores"].get(e.test_id) for e in kit.contract.exercises if e.test_id}
     return save(course, record)
 
 
-def failure(outcome: dict) -> tuple[str, str]:
-    return (outcome["status"], outcome["log"]) if "status" in outcome else failure_status(outcome["log"])
-
-
-def grade_answers(kit: LessonKit, student: str, answers: dict[str, str], limits: Limits,
-                  keep: Path) -> tuple[dict, list[tuple[str, str, str]]]:
+def grade_answers(kit: LessonKit, student: str, answers: dict[str, str], limits: Limits, keep: Path,
+                  workers: Workers) -> tuple[dict, list[tuple[str, str, str]]]:
     """Autograde; when the kernel dies or hangs inside an exercise, grade again without that answer
     (it scores 0, the others are graded as usual). Returns the last outcome and what was dropped."""
     dropped: list[tuple[str, str, str]] = []   # (answer_id, status, message)
     while True:
         notebook = fill(kit.released, {k: v for k, v in answers.items() if k not in {d[0] for d in dropped}})
-        with tempfile.TemporaryDirectory(prefix="ppo-grade-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="ppo-grade-") as tmp, \
+                tempfile.TemporaryDirectory(prefix="ppo-run-", dir=short_tmp()) as run_dir:
             scratch = Path(tmp)
-            stage(scratch, kit, student, notebook, limits)
-            outcome = run_worker(scratch, limits)
+            stage(scratch, Path(run_dir), kit, student, notebook, limits)
+            outcome = workers.run(scratch, limits)
             keep_graded(scratch, kit, student, keep)
         culprit = None if outcome["ok"] else culprit_of(outcome.get("running_cell"), kit)
         if culprit is None or culprit not in answers or culprit in {d[0] for d in dropped}:
             return outcome, dropped
-        dropped.append((culprit, *failure(outcome)))
+        dropped.append((culprit, outcome["status"], outcome["log"]))
 
 
 def culprit_of(running_cell: int | None, kit: LessonKit) -> str | None:
-    """The exercise whose answer was running: the last answer cell at or above the running cell."""
+    """The exercise whose answer was running: the last answer cell at or above the running cell
+    (for a test cell, the exercise it tests)."""
     if running_cell is None:
         return None
     above = [grade_id(c) for i, c in enumerate(kit.released.cells) if is_answer_cell(c) and i <= running_cell]
@@ -268,14 +344,22 @@ def save(course: Course, record: dict) -> dict:
     return record
 
 
-def safely(course: Course, kit: LessonKit, student: str, limits: Limits, force: bool) -> dict:
+def safely(course: Course, kit: LessonKit, student: str, limits: Limits, force: bool, workers: Workers) -> dict:
     """grade_submission that never raises: one student's surprise must not stop the batch."""
     try:
-        return grade_submission(course, kit, student, limits, force)
+        return grade_submission(course, kit, student, limits, force, workers)
     except Exception as error:  # noqa: BLE001 - reported per student, never lost
         record = {"student": student, "lesson": kit.lesson, "status": "error", "scores": {}, "notes": [],
                   "max": kit.contract.max_points, "message": f"{type(error).__name__}: {error}"}
         return save(course, record)
+
+
+def check_sandbox(limits: Limits) -> None:
+    """Stop with one line naming what is missing, unless the instructor chose --no-sandbox."""
+    if limits.sandbox:
+        problem = probe()
+        if problem:
+            raise SandboxUnavailable(problem)
 
 
 def grade(course: Course, lessons: list[str], limits: Limits, jobs: int, source: Path = SOLUTIONS_DIR,
@@ -287,25 +371,28 @@ def grade(course: Course, lessons: list[str], limits: Limits, jobs: int, source:
     """
     from tqdm.auto import tqdm
 
+    check_sandbox(limits)
+    tasks = [(lesson, student) for lesson in lessons for student in course.students(lesson)
+             if not students or student in students]
+    if not tasks:
+        raise CourseError(f"no submissions to grade under {course.submitted} for {', '.join(lessons)}")
+    workers = Workers()
     with tempfile.TemporaryDirectory(prefix="ppo-grade-kit-") as tmp:
-        kits = {lesson: prepare_lesson(lesson, source, Path(tmp)) for lesson in lessons}
-        tasks = [(kits[lesson], student) for lesson in lessons for student in course.students(lesson)
-                 if not students or student in students]
-        if not tasks:
-            raise CourseError(f"no submissions to grade under {course.submitted} for {', '.join(lessons)}")
+        kits = {lesson: prepare_lesson(lesson, source, Path(tmp), course.root / ".grading-cache")
+                for lesson in lessons}
         records = []
         with ThreadPoolExecutor(max_workers=jobs) as pool, \
                 tqdm(total=len(tasks), unit="submission", disable=None if progress is None else not progress,
                      desc="grading") as bar:
-            futures = [pool.submit(safely, course, kit, student, limits, force) for kit, student in tasks]
+            futures = [pool.submit(safely, course, kits[lesson], student, limits, force, workers)
+                       for lesson, student in tasks]
             try:
                 for future in as_completed(futures):
                     records.append(future.result())
                     bar.update()
             except KeyboardInterrupt:
                 pool.shutdown(wait=False, cancel_futures=True)
-                for process in list(RUNNING):
-                    process.kill()  # its thread then kills the kernel and cleans up
+                workers.kill_all()
                 raise
     return sorted(records, key=lambda r: (r["lesson"], r["student"]))
 
@@ -316,8 +403,11 @@ def summary(records: list[dict]) -> str:
     for record in records:
         counts[record["status"]] = counts.get(record["status"], 0) + 1
     skipped = sum(1 for r in records if r.get("skipped"))
-    lines = [f"{len(records)} submissions: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    noun = "submission" if len(records) == 1 else "submissions"
+    lines = [f"{len(records)} {noun}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
              + (f" ({skipped} unchanged since the last run, not regraded)" if skipped else "")]
+    if any(r.get("isolation") == NO_ISOLATION for r in records):
+        lines.insert(0, f"WARNING: {NO_ISOLATION}")
     for record in records:
         who = f"{record['lesson']} {record['student']}"
         if record["status"] != GRADED:

@@ -36,10 +36,13 @@ def nbgrader_config(course_root: Path):
     return config
 
 
-def grading_config(course_root: Path, db_path: Path | None = None, cell_timeout: int = 30):
+def grading_config(course_root: Path, db_path: Path | None = None, cell_timeout: int = 30,
+                   sandboxed_tests: bool = False):
     """nbgrader_config plus the course's grading pipeline (used by `grade`, `feedback` and stock nbgrader):
 
-    autograde: a test cell scores on its assertions even if something wrote to stderr;
+    autograde: a test cell scores on its assertions even if something wrote to stderr; with
+               ``sandboxed_tests`` (the course's `grade`), nbgrader's Execute is replaced by
+               ``SandboxedExecute``: answers run in the learner's sandboxed kernel, tests in the grader;
     feedback:  hidden tests removed (nbgrader's ClearHiddenTests) and failed tests shown without tracebacks.
     """
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
@@ -54,7 +57,12 @@ def grading_config(course_root: Path, db_path: Path | None = None, cell_timeout:
     config.Execute.timeout = cell_timeout
     config.Execute.interrupt_on_timeout = True  # a plain infinite loop costs one cell, not the notebook
     pipeline = list(Autograde.autograde_preprocessors.default())
-    pipeline.insert(pipeline.index(Execute) + 1, StderrIsNotFailure)
+    position = pipeline.index(Execute)
+    if sandboxed_tests:
+        from .execute import SandboxedExecute
+
+        pipeline[position] = SandboxedExecute
+    pipeline.insert(position + 1, StderrIsNotFailure)
     config.Autograde.autograde_preprocessors = pipeline
     config.GenerateFeedback.preprocessors = [ClearHiddenTests, TrimTracebacks, GetGrades, CSSHTMLHeaderPreprocessor]
     return config

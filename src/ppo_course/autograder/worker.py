@@ -1,26 +1,24 @@
 """One submission, autograded by nbgrader in a scratch course: ``python -m ppo_course.autograder.worker DIR``.
 
 The grade command runs this in a fresh process per submission, with a wall-clock limit: forked from a
-forkserver that has nbgrader imported (``run_in_child``; saves seconds per submission), or as a command.
-DIR holds job.json, gradebook.db (the lesson's, as generate_assignment left it) and
-course/submitted/<student>/<lesson>/<notebook>.ipynb (the rebuilt submission); the result is
-written to DIR/outcome.json. The address-space limit set here is inherited by the kernel, so a
-memory blow-up in student code becomes a MemoryError in that cell instead of a machine in swap.
+forkserver that has nbgrader and torch imported (``run_in_child``; saves seconds per submission), or
+as a command. DIR holds job.json, gradebook.db (the lesson's, as generate_assignment left it) and
+course/submitted/<student>/<lesson>/<notebook>.ipynb (the rebuilt submission). nbgrader's pipeline
+runs with ``SandboxedExecute`` in place of its Execute step: answers run in the learner's sandboxed
+kernel, tests here. The outcome goes to DIR/outcome.json:
+
+    {"ok": true, "scores": {test_id: points}, "stopped_cells": n, "notes": [...], "memory": "..."}
+    {"ok": false, "status": "crashed" | "timeout" | "error", "log": "one line", "running_cell": i}
 """
 from __future__ import annotations
 
 import json
 import os
-import resource
+import re
 import sys
 from pathlib import Path
 
 STOPPED = {"CellTimeoutError", "KeyboardInterrupt"}
-
-
-def limit_memory(max_bytes: int) -> None:
-    if max_bytes > 0:
-        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
 
 
 def autograde(scratch: Path, job: dict) -> dict:
@@ -30,25 +28,63 @@ def autograde(scratch: Path, job: dict) -> dict:
 
     from .release import grading_config
 
-    config = grading_config(scratch / "course", scratch / "gradebook.db", job["cell_timeout"])
-    running = scratch / "running_cell"  # if the kernel dies or hangs, the grader learns in which cell
-    config.Execute.on_cell_execute = lambda cell, cell_index: running.write_text(str(cell_index))
+    config = grading_config(scratch / "course", scratch / "gradebook.db", job["cell_timeout"], sandboxed_tests=True)
+    config.SandboxedExecute.job_file = str(scratch / "job.json")
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     result = api.autograde(job["lesson"], job["student"], force=True, create=True)
+    limits = _read_json(scratch / "limits.json") or {}
     if not result["success"]:
-        return {"ok": False, "log": (result.get("error") or "") + "\n" + (result.get("log") or "")}
+        abort = _read_json(scratch / "abort.json")
+        if abort:
+            return {"ok": False, "status": abort["status"], "log": abort["message"], "running_cell": abort["cell"]}
+        log = (result.get("error") or "") + "\n" + (result.get("log") or "")
+        return {"ok": False, "status": "error", "log": last_error_line(log), "details": log}
     with Gradebook(config.CourseDirectory.db_url) as gradebook:
         graded = gradebook.find_submission_notebook(Path(job["notebook"]).stem, job["lesson"], job["student"])
         scores = {grade.name: grade.score for grade in graded.grades}
-    return {"ok": True, "scores": scores, "stopped_cells": stopped_cells(scratch, job)}
+    cells = json.loads(graded_path(scratch, job).read_text())["cells"]
+    return {"ok": True, "scores": scores, "stopped_cells": stopped_cells(cells),
+            "notes": delegation_notes(cells), "memory": limits.get("memory")}
 
 
-def stopped_cells(scratch: Path, job: dict) -> int:
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def last_error_line(log: str) -> str:
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "nbgrader failed without a message"
+
+
+def graded_path(scratch: Path, job: dict) -> Path:
+    return scratch / "course" / "autograded" / job["student"] / job["lesson"] / job["notebook"]
+
+
+def _errors(cells: list[dict]):
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                yield cell, output
+
+
+def stopped_cells(cells: list[dict]) -> int:
     """How many cells were stopped at the per-cell time limit (an infinite loop, a sleep)."""
-    path = scratch / "course" / "autograded" / job["student"] / job["lesson"] / job["notebook"]
-    cells = json.loads(path.read_text())["cells"]
-    return sum(1 for cell in cells if any(output.get("output_type") == "error" and output.get("ename") in STOPPED
-                                          for output in cell.get("outputs", [])))
+    return len({id(cell) for cell, output in _errors(cells) if output.get("ename") in STOPPED})
+
+
+def delegation_notes(cells: list[dict]) -> list[str]:
+    """Tests that failed because the answer called the course's own reference (stubbed while grading)."""
+    from .contract import grade_id, is_test_cell
+    from .student_package import GRADING_STUB_MESSAGE
+
+    stub = re.compile(r"(ppo_course\.[\w.]+) " + re.escape(GRADING_STUB_MESSAGE))
+    notes = set()
+    for cell, output in _errors(cells):
+        found = stub.search(output.get("evalue", ""))
+        if is_test_cell(cell) and found:
+            notes.add(f"{grade_id(cell)}: the answer calls the course's reference {found.group(1)}, "
+                      "which grading does not allow (its tests fail)")
+    return sorted(notes)
 
 
 def run_in_child(scratch_dir: str, env: dict[str, str]) -> None:
@@ -69,13 +105,13 @@ def run_in_child(scratch_dir: str, env: dict[str, str]) -> None:
 def main(argv: list[str]) -> int:
     scratch = Path(argv[0])
     job = json.loads((scratch / "job.json").read_text())
-    limit_memory(job["memory_bytes"])
     try:
         outcome = autograde(scratch, job)
     except MemoryError:
-        outcome = {"ok": False, "log": "MemoryError: the grader itself ran out of memory"}
+        outcome = {"ok": False, "status": "error", "log": "MemoryError: the grader itself ran out of memory"}
     if not outcome["ok"]:
-        print(outcome["log"], flush=True)  # into grading.log, for the instructor who wants the details
+        print(outcome.get("details") or outcome["log"], flush=True)  # into grading.log, for the instructor
+        outcome.pop("details", None)
     (scratch / "outcome.json").write_text(json.dumps(outcome))
     return 0
 

@@ -1,0 +1,265 @@
+"""nbgrader's Execute step, split so that no test verdict is computed where student code runs.
+
+``SandboxedExecute`` takes the place of nbgrader's ``Execute`` in the autograde pipeline. It walks
+the rebuilt notebook (the course's released cells, with only the answer cells from the learner) and
+runs each cell where it belongs:
+
+  ========================  ==================================  =====================================
+  cell                      learner kernel (sandboxed)          grader process (trusted)
+  ========================  ==================================  =====================================
+  tagged ``setup``          yes: the imports the answers use    yes: the imports the tests use
+  answer (solution cell)    yes                                 no
+  test (graded cell)        no: only its calls, via the bridge  yes: the test code and its verdict
+  anything else             no (teaching cells are not graded)  no
+  ========================  ==================================  =====================================
+
+In the grader, each contract function name is bound to a ``LearnerFunction`` that calls the
+learner's function in the kernel through ``bridge``; the test's assertions, its helpers and its
+comparisons are the grader's own, so nothing the learner's code does to its interpreter (input or
+AST transformers, custom exception handlers, patched ``assert_close`` or ``torch.allclose``, lying
+tensor subclasses) reaches them. Hidden tests never enter the kernel: it receives setup and answer
+cells, and calls.
+
+A cell error is recorded as nbgrader expects (an ``error`` output) and scores 0 there as usual. When
+the kernel dies or stops answering, grading stops and the abort file says in which cell, so the
+grader can drop that answer and grade the rest again.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import linecache
+import select
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Unicode
+
+from ..checks import LEARNER_KERNEL
+from .bridge import LearnerError, Peer, PeerGone, PeerTimeout, ProtocolError, send_frame
+from .contract import is_answer_cell, is_test_cell
+from .kernel import INTERRUPT_GRACE, KernelLost, LearnerKernel
+from .sandbox import SANDBOX_RUN, KernelLayout, SandboxLimits
+
+SETUP_TAG = "setup"
+SERVE = "__import__('ppo_course.autograder.bridge', fromlist=['serve']).serve({path!r})"
+
+
+class CellTimeoutError(BaseException):
+    """A test's call into the learner's code passed the cell's time limit (not an Exception: a test's
+    ``except Exception`` must not turn it into a pass)."""
+
+
+def is_setup_cell(cell) -> bool:
+    return cell.get("cell_type") == "code" and SETUP_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def python_lines(source: str) -> str:
+    """A setup cell without its IPython magics and shell escapes (the grader runs plain Python)."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+class LearnerFunction:
+    """Stands in, in the grader's namespace, for a function the learner wrote in the kernel."""
+
+    def __init__(self, tests: "TrustedTests", name: str):
+        self._tests, self.__name__ = tests, name
+
+    def __call__(self, *args, **kwargs):
+        return self._tests.call({"name": self.__name__}, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<the learner's {self.__name__}, in the sandboxed kernel>"
+
+
+class TrustedTests:
+    """The namespace the test cells run in, in the grader's process, and its link to the kernel."""
+
+    def __init__(self, kernel: LearnerKernel, functions: list[str], cell_timeout: float):
+        self.kernel, self.cell_timeout = kernel, cell_timeout
+        self.namespace: dict = {"__name__": "__main__", "__builtins__": __builtins__, LEARNER_KERNEL: self}
+        self.functions = functions
+        self.peer: Peer | None = None
+        self.serving: str | None = None     # msg_id of the kernel's serve request
+        self.broken: str | None = None      # why the connection can no longer be trusted, in this cell
+        self.deadline = 0.0
+
+    def bind_learner_functions(self) -> None:
+        for name in self.functions:
+            self.namespace[name] = LearnerFunction(self, name)
+
+    # ------------------------------------------------------------ setup and test cells
+
+    def run_setup(self, source: str, index: int) -> None:
+        code = python_lines(source)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            exec(self._compile(code, f"<setup cell {index}>"), self.namespace)
+        self.bind_learner_functions()   # a setup cell must not shadow them
+
+    def run_test(self, source: str, index: int) -> list:
+        """Run a test cell here; its outputs as nbformat outputs. KernelLost when the kernel is gone."""
+        out, err = io.StringIO(), io.StringIO()
+        self.deadline = time.monotonic() + self.cell_timeout
+        outputs, failure = [], None
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                    warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    exec(self._compile(source, f"<test cell {index}>"), self.namespace)
+                finally:
+                    for warning in caught:
+                        err.write(warnings.formatwarning(warning.message, warning.category, warning.filename,
+                                                         warning.lineno))
+        except KernelLost:
+            raise
+        except BaseException as error:  # noqa: BLE001 - a failed test is data: nbgrader scores the cell 0
+            failure = error
+        finally:
+            self.end_serving()
+        for name, stream in (("stdout", out), ("stderr", err)):
+            if stream.getvalue():
+                outputs.append(nbformat.v4.new_output("stream", name=name, text=stream.getvalue()))
+        if failure is not None:
+            lines = traceback.format_exception(type(failure), failure, failure.__traceback__)
+            outputs.append(nbformat.v4.new_output("error", ename=type(failure).__name__, evalue=str(failure),
+                                                  traceback=[line.rstrip("\n") for line in lines]))
+        return outputs
+
+    @staticmethod
+    def _compile(source: str, name: str):
+        linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)  # tracebacks quote it
+        return compile(source, name, "exec")
+
+    # ------------------------------------------------------------ calls into the kernel
+
+    def call(self, target: dict, args: tuple, kwargs: dict):
+        peer = self.connect()
+        try:
+            return peer.call(target, args, kwargs)
+        except PeerTimeout:
+            self.broken = "timed out"
+            self.kernel.interrupt()
+            raise CellTimeoutError(f"{target.get('name', 'the learner’s code')} did not return within the "
+                                   f"{self.cell_timeout:.0f} s limit, and was interrupted") from None
+        except (PeerGone, ProtocolError) as error:
+            self.broken = str(error)
+            self.kernel.check_alive()  # a dead kernel stops grading (KernelLost), else the test fails
+            raise LearnerError(f"the learner's kernel stopped answering the grader ({error})") from None
+
+    def connect(self) -> Peer:
+        """The connection to the kernel for this cell (the kernel runs ``bridge.serve`` until the cell ends)."""
+        if self.broken:
+            raise LearnerError(f"the learner's kernel can no longer be asked in this cell ({self.broken})")
+        if self.peer is not None:
+            return self.peer
+        self.serving = self.kernel.start_silent(SERVE.format(path=f"{self._kernel_run_dir()}/bridge.sock"))
+        listener = self.kernel.listener
+        while True:
+            ready, _, _ = select.select([listener], [], [], 0.1)
+            if ready:
+                sock, _ = listener.accept()
+                break
+            self.kernel.check_alive()
+            if time.monotonic() > self.deadline:
+                self.broken = "no connection"
+                raise LearnerError("the learner's kernel did not connect to the grader (is it still busy, or "
+                                   "did the notebook's code break the kernel?)")
+        self.peer = Peer(sock, accept={"call", "vjp"}, check=self.kernel.check_alive)
+        self.peer.deadline = self.deadline
+        return self.peer
+
+    def _kernel_run_dir(self) -> str:
+        return SANDBOX_RUN if self.kernel.sandboxed else str(self.kernel.layout.run_dir)
+
+    @contextlib.contextmanager
+    def swapped(self, references: dict):
+        """``checks.reference_for`` in the kernel too: the learner's code calls the grader's references."""
+        peer = self.connect()
+        handles = []
+        try:
+            for name, value in references.items():
+                handle = peer.register(value)
+                handles.append(handle)
+                self._simple(peer, {"op": "swap", "name": name, "handle": handle})
+            yield
+        finally:
+            for handle in handles:
+                peer.revoke(handle)
+            if not self.broken:
+                for name in reversed(list(references)[: len(handles)]):
+                    self._simple(peer, {"op": "restore", "name": name})
+
+    def _simple(self, peer: Peer, header: dict) -> None:
+        try:
+            reply, _ = peer.request(header)
+        except (PeerTimeout, PeerGone, ProtocolError) as error:
+            self.broken = str(error)
+            self.kernel.check_alive()
+            raise LearnerError(f"the learner's kernel stopped answering the grader ({error})") from None
+        if reply.get("op") != "return":
+            self.broken = "refused"
+            raise LearnerError(f"the learner's kernel refused the grader ({reply.get('message', '')[:200]})")
+
+    def end_serving(self) -> None:
+        """Close this cell's connection; wait until the kernel is idle again (else: KernelLost)."""
+        if self.serving is None:
+            return
+        peer, msg_id = self.peer, self.serving
+        self.peer, self.serving = None, None
+        if peer is not None:
+            if not self.broken:
+                with contextlib.suppress(Exception):
+                    peer.deadline = time.monotonic() + INTERRUPT_GRACE
+                    peer.request({"op": "release"})
+                    send_frame(peer.sock, {"op": "done"}, [])
+            peer.sock.close()
+        self.broken = None
+        self.kernel.collect(msg_id, INTERRUPT_GRACE, keep_outputs=False,
+                            stuck="the learner's code kept running after a test's time limit, even when interrupted")
+
+
+class SandboxedExecute(NbGraderPreprocessor):
+    """Runs the notebook across the learner's kernel and the grader (see the module docstring)."""
+
+    job_file = Unicode("", help="JSON file describing the kernel, the limits and the abort file").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        job = json.loads(Path(self.job_file).read_text())
+        layout = KernelLayout(Path(job["package_dir"]), [Path(p) for p in job["data_files"]], job["lesson"],
+                              Path(job["run_dir"]), env={"PPO_COURSE_FAST": "1"})
+        limits = SandboxLimits(**job["limits"])
+        kernel = LearnerKernel(layout, limits, sandboxed=job["sandboxed"], log_path=Path(job["kernel_log"]))
+        tests = TrustedTests(kernel, job["functions"], job["cell_timeout"])
+        index = -1
+        try:
+            kernel.start()
+            Path(job["limits_file"]).write_text(json.dumps({"memory": kernel.memory_limit}))
+            count = 0
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                Path(job["running_file"]).write_text(str(index))
+                if is_test_cell(cell):
+                    count += 1
+                    cell.outputs, cell.execution_count = tests.run_test(cell.source, index), count
+                elif is_answer_cell(cell) or is_setup_cell(cell):
+                    count += 1
+                    cell.outputs, cell.execution_count = kernel.run_cell(cell.source, job["cell_timeout"]).outputs, count
+                    if is_setup_cell(cell):
+                        tests.run_setup(cell.source, index)
+                else:
+                    cell.outputs, cell.execution_count = [], None
+        except KernelLost as lost:  # nbgrader reports a plain Exception as a failed autograde
+            Path(job["abort_file"]).write_text(json.dumps({"status": lost.status, "message": str(lost), "cell": index}))
+            raise RuntimeError(f"grading stopped in cell {index}: {lost}") from None
+        finally:
+            kernel.stop()
+        return nb, resources
