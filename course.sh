@@ -29,13 +29,17 @@ make_venv() {
     echo "$stamp" > "$dir/.course-stamp"
 }
 
-install_chromium() {
-    # The browser tests drive Debian's chromium; CI machines start without it.
-    [[ -x /usr/bin/chromium ]] && return 0
+install_debian_tools() {
+    # The test suite needs Debian's chromium (browser tests) and bubblewrap (the autograder's sandbox);
+    # CI machines start without them.
+    local missing=()
+    [[ -x /usr/bin/chromium ]] || missing+=(chromium)
+    command -v bwrap >/dev/null || missing+=(bubblewrap)
+    [[ ${#missing[@]} == 0 ]] && return 0
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        echo "course.sh: installing chromium for the browser tests" >&2
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-            || echo "course.sh: could not install chromium; browser tests will skip" >&2
+        echo "course.sh: installing ${missing[*]} for the tests" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+            || echo "course.sh: could not install ${missing[*]}; the tests that need them will fail or skip" >&2
     fi
 }
 
@@ -51,7 +55,7 @@ case "$cmd" in
         ;;
     test)
         make_venv .venv-dev "[instructor,test,bench]"
-        install_chromium
+        install_debian_tools
         PATH="$PWD/.venv-dev/bin:$PATH" exec .venv-dev/bin/python -m pytest "$@"
         ;;
     help|-h|--help)

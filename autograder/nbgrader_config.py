@@ -13,8 +13,10 @@ under ``source/``:
 It is the same configuration the course's commands use (ppo_course.autograder.release.grading_config):
 solution stubs, the gradebook in this folder, a 30 s per-cell limit, test cells that score on their
 assertions even when a warning reached stderr, and feedback without hidden tests.
-Stock nbgrader still trusts the submitted file (a deleted or edited test cell stays deleted or edited);
-the course's `grade` command rebuilds each submission from the contract instead.
+Stock nbgrader still trusts the submitted file (a deleted or edited test cell stays deleted or edited)
+and runs the tests in the student's own kernel, without a sandbox; the course's `grade` command
+rebuilds each submission from the contract, runs the answers in a sandboxed kernel and the tests in
+the grader instead.
 """
 from pathlib import Path
 

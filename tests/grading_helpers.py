@@ -15,6 +15,7 @@ from conftest import LESSONS, SOLUTIONS
 from ppo_course.autograder.release import nbgrader_config
 
 SOLUTION_BLOCK = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)
+HIDDEN_BLOCK = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
 
 def grade_id(cell) -> str | None:
@@ -70,6 +71,16 @@ def grade_with_nbgrader(course_root: Path, lesson: str,
             graded = gradebook.find_submission_notebook(notebook_name, lesson, student)
             scores[student] = {g.name: g.score for g in graded.grades}
     return scores
+
+
+def hidden_test_lines(lesson: str) -> list[str]:
+    """Lines only the hidden tests have (not also in the released notebook): what must never leak."""
+    source = nbformat.read(next((SOLUTIONS / lesson).glob("*.ipynb")), as_version=4)
+    released = nbformat.read(next((LESSONS / lesson).glob("*.ipynb")), as_version=4)
+    shown = "\n".join(cell.source for cell in released.cells)
+    blocks = HIDDEN_BLOCK.findall("\n".join(cell.source for cell in source.cells))
+    return [line.strip() for block in blocks for line in block.splitlines()
+            if len(line.strip()) > 12 and line.strip() not in shown]
 
 
 def points(lesson: str) -> dict[str, float]:

@@ -20,8 +20,9 @@ import nbformat
 import pytest
 
 from conftest import LESSONS, SOLUTIONS
-from grading_helpers import solution_answers, submission, with_edit
+from grading_helpers import hidden_test_lines, solution_answers, submission, with_edit
 from ppo_course.autograder.cli import main
+from ppo_course.autograder.course import safe_id
 
 LESSON = "03-clipped-surrogate"
 FULL = {"clipped_surrogate_tests": 4.0, "clip_is_active_tests": 3.0, "ppo_policy_loss_tests": 3.0}
@@ -123,6 +124,7 @@ def build_class() -> dict[str, bytes]:
             ppo_policy_loss="import os\nos._exit(1)\n")),
         "vscode_108_8_03-clipped-surrogate.ipynb": vscode_round_trip(),
         "older_109_9_Untitled1.json": older_release(),
+        "copy_116_16_Copy of 03-clipped-surrogate.ipynb": good,
         "tampered_110_10_03-clipped-surrogate.ipynb": tampered(),
         "truncated_112_12_03-clipped-surrogate.ipynb": good[: len(good) // 2],
         "notjson_113_13_03-clipped-surrogate.ipynb": b"<html>Canvas error page</html>",
@@ -141,6 +143,7 @@ EXPECTED = {  # student -> (status, scores)
     "107": ("crashed", dict(ZERO, clipped_surrogate_tests=4.0)),   # two crashes, each answer dropped
     "108": ("graded", FULL),
     "109": ("graded", FULL),
+    "116": ("graded", FULL),
     "110": ("graded", dict(FULL, clipped_surrogate_tests=0.0)),
     "112": ("unreadable", {}),
     "113": ("unreadable", {}),
@@ -161,7 +164,7 @@ def digest(path) -> str:
 
 
 @pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
+def graded_class(tmp_path_factory, sandbox):
     root = tmp_path_factory.mktemp("class")
     files = build_class()
     upload = root / "canvas.zip"
@@ -199,7 +202,8 @@ def test_status_and_scores(graded_class, student):
 
 
 def test_repairs_are_reported(graded_class):
-    notes = {s: " ".join(result(graded_class["course"], s)["notes"]) for s in ("104", "105", "107", "108", "109", "110")}
+    notes = {s: " ".join(result(graded_class["course"], s)["notes"])
+             for s in ("104", "105", "107", "108", "109", "110", "116")}
     assert "graded again without clip_is_active (timeout)" in notes["105"]
     assert "without clip_is_active (crashed)" in notes["107"] and "without ppo_policy_loss (crashed)" in notes["107"]
     assert "2 cell(s) stopped at the 10 s limit" in notes["104"]
@@ -207,13 +211,14 @@ def test_repairs_are_reported(graded_class):
     assert "clip_is_active: answer found by function name" in notes["108"]
     assert "clipped_surrogate: answer found by function name (cell" in notes["108"]
     assert "not named .ipynb" in notes["109"]
+    assert "(the lesson's notebook is 03-clipped-surrogate.ipynb)" in notes["116"] and "Copy" in notes["116"]
     for repair in ("clipped_surrogate_tests edited", "clip_is_active_tests missing", "ppo_policy_loss_tests duplicated"):
         assert repair in notes["110"]
 
 
 def test_summary_names_every_failure(graded_class):
     summary = graded_class["outputs"]["grade"][1]
-    assert "13 submissions: 1 crashed, 7 graded, 1 missing, 1 timeout, 3 unreadable" in summary
+    assert "14 submissions: 1 crashed, 8 graded, 1 missing, 1 timeout, 3 unreadable" in summary
     assert re.search(r"UNREADABLE +03-clipped-surrogate 112: not a notebook: broken JSON", summary)
     assert re.search(r"MISSING +03-clipped-surrogate 115: no notebook handed in \(found answers.py\)", summary)
 
@@ -224,7 +229,7 @@ def test_originals_and_course_notebooks_unchanged(graded_class):
     for name, data in files.items():
         if name == "README.txt":
             continue
-        student, file_name = name.split("_")[1], name.split("_", 3)[3]
+        student, file_name = name.split("_")[1], safe_id(name.split("_", 3)[3])   # as collect names it
         assert (course / "submitted" / student / LESSON / file_name).read_bytes() == data, name
     assert not (course / "vandal.txt").exists()
 
@@ -252,16 +257,6 @@ def visible(page: str) -> str:
     return re.sub(r"<[^>]+>", "", page).replace("&quot;", '"').replace("&#39;", "'").replace("&lt;", "<")
 
 
-def hidden_test_lines() -> list[str]:
-    """Lines only the hidden tests have (not also in the released notebook)."""
-    nb = nbformat.read(SOLUTIONS / LESSON / f"{LESSON}.ipynb", as_version=4)
-    student_form = nbformat.read(LESSONS / LESSON / f"{LESSON}.ipynb", as_version=4)
-    released = {line.strip() for cell in student_form.cells for line in cell.source.splitlines()}
-    blocks = re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", "\n".join(c.source for c in nb.cells), re.S)
-    return [line.strip() for block in blocks for line in block.splitlines()
-            if len(line.strip()) > 12 and line.strip() not in released]
-
-
 def solution_lines() -> list[str]:
     nb = nbformat.read(SOLUTIONS / LESSON / f"{LESSON}.ipynb", as_version=4)
     blocks = re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", "\n".join(c.source for c in nb.cells), re.S)
@@ -271,7 +266,7 @@ def solution_lines() -> list[str]:
 @pytest.mark.parametrize("student", ["101", "102", "103", "108", "110"])
 def test_feedback_shows_scores_but_no_hidden_tests(graded_class, student):
     page = visible((graded_class["course"] / "feedback" / student / LESSON / f"{LESSON}.html").read_text())
-    hidden = hidden_test_lines()
+    hidden = hidden_test_lines(LESSON)
     assert hidden, "lesson 03 should have hidden tests to hide"
     assert [line for line in hidden if line in page] == []
     assert "HIDDEN TESTS" not in page

@@ -161,7 +161,8 @@ def test_console_entry_point_help_and_error():
     assert (run.returncode, run.stderr) == (2, "error: no course directory at /nonexistent (run `collect` first)\n")
     helps = subprocess.run([sys.executable, "-m", "ppo_course.autograder", "grade", "--help"],
                            capture_output=True, text=True).stdout
-    for option in ("--course", "--jobs", "--cell-timeout", "--timeout", "--memory-gb", "--student", "--force"):
+    for option in ("--course", "--jobs", "--cell-timeout", "--timeout", "--memory-gb", "--max-processes", "--scratch-mb",
+                   "--no-sandbox", "--student", "--force"):
         assert option in helps
 
 

@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-MAX_FRAME_BYTES = 256 * 2**20     # a tensor the size of a small language model; tests use kilobytes
+MAX_FRAME_BYTES = 32 * 2**20      # one message; the course's tests pass kilobytes
+MAX_RECEIVED_BYTES = 256 * 2**20  # all messages one reader takes (the grader makes one per test cell)
 MAX_DEPTH = 32
 MAX_ITEMS = 100_000
 TORCH_DTYPES = {str(d).removeprefix("torch."): d for d in (
@@ -90,6 +91,7 @@ class FrameReader:
 
     def __init__(self, sock: socket.socket, check: Callable[[], None] = lambda: None):
         self.sock, self.check = sock, check
+        self.received = 0
 
     def _exactly(self, n: int, deadline: float | None) -> bytes:
         chunks, got = [], 0
@@ -104,6 +106,9 @@ class FrameReader:
             chunk = self.sock.recv(min(n - got, 1 << 20))
             if not chunk:
                 raise PeerGone("the connection was closed")
+            self.received += len(chunk)
+            if self.received > MAX_RECEIVED_BYTES:
+                raise ProtocolError(f"more than {MAX_RECEIVED_BYTES // 2**20} MiB sent in one test cell")
             chunks.append(chunk)
             got += len(chunk)
         return b"".join(chunks)

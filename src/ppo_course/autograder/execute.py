@@ -26,6 +26,7 @@ grader can drop that answer and grade the rest again.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -62,6 +63,51 @@ def is_setup_cell(cell) -> bool:
 def python_lines(source: str) -> str:
     """A setup cell without its IPython magics and shell escapes (the grader runs plain Python)."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+
+
+def _bound_names(node: ast.stmt) -> set[str]:
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {node.name}
+    targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+    return {n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _used_names(tree: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def setup_for_answers(setup: str, answers: list[str]) -> str:
+    """The statements of a setup cell that the answers need, for the learner's kernel.
+
+    The kernel needs the names the answers use (``torch``, ``np``, ``EPS``...), what those
+    statements use in turn, and every statement that binds nothing (``torch.manual_seed(0)``); the
+    imports that only the lesson's widgets and plots need (matplotlib, ipywidgets: a second of CPU
+    per submission) are left out, and so are magics (the kernel plots nothing).
+    """
+    code = python_lines(setup)
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    needed: set[str] = set()
+    for answer in answers:
+        try:
+            needed |= _used_names(ast.parse(answer))
+        except SyntaxError:
+            continue  # the learner's broken code: it fails on its own
+    kept: set[int] = set()
+    changed = True
+    while changed:   # a kept statement's own names are needed too
+        changed = False
+        for index, node in enumerate(tree.body):
+            bound = _bound_names(node)
+            if index not in kept and (not bound or bound & needed):
+                kept.add(index)
+                needed |= _used_names(node)
+                changed = True
+    return "\n".join(ast.get_source_segment(code, node) for i, node in enumerate(tree.body) if i in kept)
 
 
 class LearnerFunction:
@@ -168,6 +214,10 @@ class TrustedTests:
                 sock, _ = listener.accept()
                 break
             self.kernel.check_alive()
+            if self.kernel.is_finished(self.serving):
+                self.broken = "no connection"
+                raise LearnerError("the learner's kernel finished the grader's request without answering it "
+                                   "(did the notebook's code change how the kernel runs code?)")
             if time.monotonic() > self.deadline:
                 self.broken = "no connection"
                 raise LearnerError("the learner's kernel did not connect to the grader (is it still busy, or "
@@ -177,6 +227,7 @@ class TrustedTests:
         return self.peer
 
     def _kernel_run_dir(self) -> str:
+        """Where the kernel finds the grader's socket: its own /run/grader (the run folder without a sandbox)."""
         return SANDBOX_RUN if self.kernel.sandboxed else str(self.kernel.layout.run_dir)
 
     @contextlib.contextmanager
@@ -238,6 +289,7 @@ class SandboxedExecute(NbGraderPreprocessor):
         limits = SandboxLimits(**job["limits"])
         kernel = LearnerKernel(layout, limits, sandboxed=job["sandboxed"], log_path=Path(job["kernel_log"]))
         tests = TrustedTests(kernel, job["functions"], job["cell_timeout"])
+        answers = [cell.source for cell in nb.cells if is_answer_cell(cell)]
         index = -1
         try:
             kernel.start()
@@ -250,11 +302,14 @@ class SandboxedExecute(NbGraderPreprocessor):
                 if is_test_cell(cell):
                     count += 1
                     cell.outputs, cell.execution_count = tests.run_test(cell.source, index), count
-                elif is_answer_cell(cell) or is_setup_cell(cell):
+                elif is_answer_cell(cell):
                     count += 1
                     cell.outputs, cell.execution_count = kernel.run_cell(cell.source, job["cell_timeout"]).outputs, count
-                    if is_setup_cell(cell):
-                        tests.run_setup(cell.source, index)
+                elif is_setup_cell(cell):
+                    count += 1
+                    source = setup_for_answers(cell.source, answers)
+                    cell.outputs, cell.execution_count = kernel.run_cell(source, job["cell_timeout"]).outputs, count
+                    tests.run_setup(cell.source, index)
                 else:
                     cell.outputs, cell.execution_count = [], None
         except KernelLost as lost:  # nbgrader reports a plain Exception as a failed autograde

@@ -23,13 +23,22 @@ HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOT
 TAG = re.compile(r"<[^>]+>")
 
 
+def normal(text: str) -> str:
+    """Whitespace collapsed, so that a line wrapped or re-indented on the page is still found."""
+    return " ".join(text.split())
+
+
 def hidden_lines(notebook_path: Path) -> list[str]:
-    """The distinctive lines of the hidden tests in an autograded notebook."""
+    """The lines of the hidden tests in an autograded notebook that nothing visible contains.
+
+    A hidden line that is part of the notebook's visible text (a call a visible test makes too, say)
+    reveals nothing; every other line of 12 characters or more must not appear on a feedback page.
+    """
     cells = json.loads(notebook_path.read_text())["cells"]
     text = "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
-    shown = {line.strip() for line in HIDDEN.sub("", text).splitlines()}  # also in the visible tests
+    shown = normal(HIDDEN.sub("", text))
     return [line.strip() for block in HIDDEN.findall(text) for line in block.splitlines()
-            if len(line.strip()) > 12 and line.strip() not in shown]
+            if len(line.strip()) > 12 and normal(line) not in shown]
 
 
 def visible_text(page: str) -> str:
@@ -73,8 +82,8 @@ def feedback_one(course_root: str, student: str, lesson: str) -> tuple[str, str]
     notebooks = sorted(graded_dir.glob("*.ipynb"))
     if record.get("scores") and notebooks:
         page = render(graded_dir, student, lesson, notebooks[0].name)
-        seen = visible_text(page)
-        leaked = [line for line in hidden_lines(notebooks[0]) if line in seen]
+        seen = normal(visible_text(page))
+        leaked = [line for line in hidden_lines(notebooks[0]) if normal(line) in seen]
         if leaked or "HIDDEN TESTS" in seen:
             raise CourseError(f"feedback for {student} would show hidden tests ({leaked[:1]}); not written")
         if record["status"] != "graded":  # an answer was dropped after it killed or hung the kernel

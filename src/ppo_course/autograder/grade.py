@@ -72,9 +72,9 @@ class LessonKit:
 
 def lesson_digest(folder: Path) -> str:
     """A digest of a lesson's source folder and of the tools that release it (the cache key)."""
-    import nbgrader
+    from importlib.metadata import version   # (importing nbgrader itself takes seconds)
 
-    digest = hashlib.sha256(f"nbgrader {nbgrader.__version__}\n".encode())
+    digest = hashlib.sha256(f"nbgrader {version('nbgrader')}\n".encode())
     digest.update(Path(__file__).with_name("release.py").read_bytes())
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
@@ -136,9 +136,13 @@ PRELOAD = ["nbgrader.apps", "nbgrader.api", "nbgrader.converters", "nbgrader.pre
 @functools.lru_cache(maxsize=None)
 def worker_context():
     """Workers are forked from a forkserver that imported nbgrader, torch and the course once (fresh,
-    single-threaded: safe to fork); each submission still gets a process, and a kernel, of its own."""
+    single-threaded: safe to fork); each submission still gets a process, and a kernel, of its own.
+    The server starts here, and imports while the caller prepares the lessons."""
+    from multiprocessing import forkserver
+
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
     return context
 
 
@@ -162,7 +166,7 @@ class Workers:
         try:
             while process.is_alive() and time.monotonic() < deadline:
                 _remember_descendants(process, family)
-                time.sleep(0.25)
+                process.join(timeout=0.25)   # returns as soon as the worker ends
         finally:
             timed_out = process.is_alive()
             _kill_all(process, family)  # on time-out, and any kernel or child the worker left behind
@@ -202,12 +206,15 @@ def _kill_all(process: multiprocessing.Process, known: dict[int, psutil.Process]
     if process.is_alive():
         _remember_descendants(process, known)
         process.kill()
+    alive = []
     for member in known.values():
         try:
-            member.kill()  # psutil checks it is still the same process
+            if member.status() != psutil.STATUS_ZOMBIE:
+                member.kill()  # psutil checks it is still the same process
+                alive.append(member)
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(list(known.values()), timeout=5)
+    psutil.wait_procs(alive, timeout=5)
     process.join()
     Cgroups.remove_left_by(process.pid)
 
@@ -377,6 +384,7 @@ def grade(course: Course, lessons: list[str], limits: Limits, jobs: int, source:
     if not tasks:
         raise CourseError(f"no submissions to grade under {course.submitted} for {', '.join(lessons)}")
     workers = Workers()
+    worker_context()   # the worker server loads nbgrader and torch on the other core meanwhile
     with tempfile.TemporaryDirectory(prefix="ppo-grade-kit-") as tmp:
         kits = {lesson: prepare_lesson(lesson, source, Path(tmp), course.root / ".grading-cache")
                 for lesson in lessons}

@@ -10,6 +10,7 @@ with the reason (the memory cgroup's OOM count) when there is one.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -28,6 +29,7 @@ from .sandbox import SANDBOX_RUN, KernelLayout, SandboxLimits, bwrap_argv, launc
 
 SAFE_MIME = ("text/plain", "image/png", "image/jpeg")   # no HTML or JavaScript from student code in feedback
 INTERRUPT_GRACE = 5.0
+MAX_OUTPUT_CHARS = 2_000_000   # of one cell's outputs kept: a cell that prints without end fills no memory
 PORTS = dict(shell_port=1, iopub_port=2, stdin_port=3, control_port=4, hb_port=5)
 
 
@@ -57,7 +59,7 @@ class LearnerKernel:
     client: BlockingKernelClient | None = None
     cgroups: Cgroups | None = None
     listener: socket.socket | None = None
-    notes: list[str] = field(default_factory=list)
+    finished: set[str] = field(default_factory=set)   # requests whose 'idle' status has been read
 
     # ------------------------------------------------------------ lifecycle
 
@@ -70,26 +72,16 @@ class LearnerKernel:
 
     def start(self, ready_timeout: float = 60.0) -> None:
         run = self.layout.run_dir
-        inside = SANDBOX_RUN if self.sandboxed else str(run)
         connection = run / "kernel.json"
-        write_connection_file(str(connection), transport="ipc", ip=f"{inside}/k", **PORTS)
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.listener.bind(str(run / "bridge.sock"))
-        self.listener.listen(1)
-        kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", f"{inside}/kernel.json",
-                  "--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
-        log = open(self.log_path or os.devnull, "ab")
         if self.sandboxed:
-            self.cgroups = Cgroups.create(self.limits.memory_bytes, self.limits.max_pids)
-            argv = bwrap_argv(self.layout, self.limits, kernel, privileged=os.geteuid() == 0)
-            command = launch_command(run / "launch.json", argv, self.limits, self.cgroups)
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                            start_new_session=True)
+            write_connection_file(str(connection), transport="ipc", ip=f"{SANDBOX_RUN}/k", **PORTS)
+            sockets = self._start_sandboxed(connection, ready_timeout)
         else:
-            self.process = self._start_unsandboxed(kernel, log)
-        log.close()
+            write_connection_file(str(connection), transport="ipc", ip=str(run / "k"), **PORTS)
+            self.process = self._start_unsandboxed(connection)
+            sockets = run
         client = BlockingKernelClient()
-        client.load_connection_info(_host_connection(connection, run))
+        client.load_connection_info(json.loads(connection.read_text()) | {"ip": str(sockets / "k")})
         client.start_channels()
         self.client = client
         deadline = time.monotonic() + ready_timeout
@@ -103,17 +95,48 @@ class LearnerKernel:
                 if time.monotonic() > deadline:
                     raise KernelLost("crashed", f"the kernel did not start within {ready_timeout:.0f} s") from None
         _drain(client)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(str(sockets / "bridge.sock"))   # where bridge.serve connects, in the kernel's folder
+        self.listener.listen(1)
 
-    def _start_unsandboxed(self, kernel: list[str], log) -> subprocess.Popen:
+    def kernel_command(self, connection: str) -> list[str]:
+        return [sys.executable, "-m", "ipykernel_launcher", "-f", connection,
+                "--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+
+    def _start_sandboxed(self, connection: Path, timeout: float) -> Path:
+        """Start bwrap through launch.py; returns the host path of the sandbox's SANDBOX_RUN."""
+        self.cgroups = Cgroups.create(self.limits.memory_bytes, self.limits.max_pids)
+        info_read, info_write = os.pipe()
+        connection_fd = os.open(connection, os.O_RDONLY)
+        argv = bwrap_argv(self.layout, self.limits, self.kernel_command(f"{SANDBOX_RUN}/kernel.json"),
+                          privileged=os.geteuid() == 0, connection_fd=connection_fd, info_fd=info_write)
+        command = launch_command(self.layout.run_dir / "launch.json", argv, self.limits, self.cgroups)
+        with open(self.log_path or os.devnull, "ab") as log:
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                            pass_fds=(info_write, connection_fd), start_new_session=True)
+        os.close(info_write)
+        os.close(connection_fd)
+        with os.fdopen(info_read, "rb") as info:
+            pid = _sandbox_pid(info, timeout)
+        if pid is None:
+            self.process.wait(timeout=10)
+            raise KernelLost("crashed", "the sandbox did not start: " + self._last_log_line())
+        return Path(f"/proc/{pid}/root{SANDBOX_RUN}")
+
+    def _last_log_line(self) -> str:
+        lines = self.log_path.read_text(errors="replace").splitlines() if self.log_path else []
+        return next((line for line in reversed(lines) if line.strip()), "no message")[:300]
+
+    def _start_unsandboxed(self, connection: Path) -> subprocess.Popen:
         """--no-sandbox: the same kernel, its environment cleared and its limits set, but no isolation."""
-        from .sandbox import rlimits
-
         import resource
+
+        from .sandbox import rlimits
 
         limits = rlimits(self.limits, address_space=True)
         names = {"cpu": resource.RLIMIT_CPU, "fsize": resource.RLIMIT_FSIZE, "core": resource.RLIMIT_CORE,
                  "nofile": resource.RLIMIT_NOFILE, "as": resource.RLIMIT_AS}
-        workdir = self.layout.run_dir.parent / "home" / self.layout.lesson
+        workdir = self.layout.run_dir / "home" / self.layout.lesson
         workdir.mkdir(parents=True, exist_ok=True)
         for path in self.layout.data_files:
             (workdir / path.name).write_bytes(path.read_bytes())
@@ -125,8 +148,9 @@ class LearnerKernel:
                 soft, hard = value if isinstance(value, list) else (value, value)
                 resource.setrlimit(names[name], (soft, hard))
 
-        return subprocess.Popen(kernel, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir, env=env,
-                                preexec_fn=limit, start_new_session=True)
+        with open(self.log_path or os.devnull, "ab") as log:
+            return subprocess.Popen(self.kernel_command(str(connection)), stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=log, cwd=workdir, env=env, preexec_fn=limit, start_new_session=True)
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -165,6 +189,23 @@ class LearnerKernel:
         msg_id = self.client.execute(source, store_history=True, allow_stdin=False)
         return self.collect(msg_id, timeout)
 
+    def _note_idle(self, message: dict) -> bool:
+        """Remember a request as finished when its 'idle' status arrives; True for status messages."""
+        if message["msg_type"] != "status":
+            return False
+        if message["content"].get("execution_state") == "idle":
+            self.finished.add(message["parent_header"].get("msg_id"))
+        return True
+
+    def is_finished(self, msg_id: str) -> bool:
+        """Read what the kernel has published so far; True once the request ``msg_id`` is done."""
+        while msg_id not in self.finished:
+            try:
+                self._note_idle(self.client.get_iopub_msg(timeout=0))
+            except Empty:
+                break
+        return msg_id in self.finished
+
     def start_silent(self, code: str) -> str:
         return self.client.execute(code, silent=True, store_history=False, allow_stdin=False)
 
@@ -174,27 +215,29 @@ class LearnerKernel:
         """Gather a request's outputs until the kernel is idle; interrupt at ``timeout``; KernelLost if it never is."""
         run = CellRun([])
         deadline, interrupted = time.monotonic() + timeout, False
-        while True:
+        kept = 0
+        while msg_id not in self.finished:
             self.check_alive()
+            if time.monotonic() > deadline:   # checked on every message: a cell that prints forever ends too
+                if interrupted:
+                    raise KernelLost("timeout", stuck.format(timeout=timeout))
+                self.interrupt()
+                interrupted, run.timed_out = True, True
+                deadline = time.monotonic() + INTERRUPT_GRACE
             try:
                 message = self.client.get_iopub_msg(timeout=0.1)
             except Empty:
-                if time.monotonic() > deadline:
-                    if interrupted:
-                        raise KernelLost("timeout", stuck.format(timeout=timeout))
-                    self.interrupt()
-                    interrupted, run.timed_out = True, True
-                    deadline = time.monotonic() + INTERRUPT_GRACE
                 continue
-            if message["parent_header"].get("msg_id") != msg_id:
+            if self._note_idle(message) or message["parent_header"].get("msg_id") != msg_id:
                 continue
-            kind, content = message["msg_type"], message["content"]
-            if kind == "status" and content.get("execution_state") == "idle":
-                break
-            if kind == "error":
-                run.error = content.get("ename")
-            if keep_outputs:
+            if message["msg_type"] == "error":
+                run.error = message["content"].get("ename")
+            if keep_outputs and kept < MAX_OUTPUT_CHARS:
+                kept += len(json.dumps(message["content"]))
                 _add_output(run.outputs, message)
+                if kept >= MAX_OUTPUT_CHARS:
+                    run.outputs.append(nbformat.v4.new_output("stream", name="stdout",
+                                                              text="\n... output truncated by the grader ...\n"))
         if run.timed_out:
             run.outputs.append(nbformat.v4.new_output(
                 "error", ename="CellTimeoutError", evalue=f"stopped after {timeout:.0f} s",
@@ -202,13 +245,22 @@ class LearnerKernel:
         return run
 
 
-def _host_connection(connection: Path, run: Path) -> dict:
-    """The kernel's connection info, with the socket paths as the grader sees them."""
-    import json
+def _sandbox_pid(info, timeout: float) -> int | None:
+    """The host pid of the sandbox's first process, from bwrap's --info-fd (None if bwrap failed)."""
+    import select
 
-    info = json.loads(connection.read_text())
-    info["ip"] = str(run / "k")
-    return info
+    data, deadline = b"", time.monotonic() + timeout
+    while b"}" not in data and time.monotonic() < deadline:
+        ready, _, _ = select.select([info], [], [], 0.5)
+        if ready:
+            chunk = os.read(info.fileno(), 4096)
+            if not chunk:
+                break
+            data += chunk
+    try:
+        return int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
+    except (ValueError, KeyError):
+        return None
 
 
 def _drain(client: BlockingKernelClient) -> None:

@@ -6,7 +6,8 @@ Inside, student code sees only:
   * the course package with the graded lesson's references stubbed out (``student_package``);
   * its home, ``/home/student`` (a tmpfs capped at the scratch size), holding the released lesson's
     data files read-only, and a small private ``/tmp``;
-  * ``/run/grader``, the folder holding the kernel's connection file and IPC sockets, and nothing else.
+  * ``/run/grader``, a 4 MB tmpfs of its own holding the kernel's connection file and IPC sockets, which
+    the grader reaches through ``/proc/<pid>/root``: no folder of the host is writable from inside.
 Not the course repository (no ``solutions/``, no hidden tests), not the instructor's course folder,
 not other students, not the host's ``/tmp``, ``/root`` or ``/home``. Namespaces: user (it runs as
 uid 1000, with no capabilities and no further user namespaces), mount, PID (its own ``/proc``; when
@@ -59,7 +60,7 @@ class KernelLayout:
     package_dir: Path              # the student copy of ppo_course (mounted over the real one)
     data_files: list[Path]
     lesson: str
-    run_dir: Path                  # host folder mounted at SANDBOX_RUN (connection file, sockets)
+    run_dir: Path                  # the grader's folder for this kernel (launch spec; sockets with --no-sandbox)
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -85,7 +86,10 @@ def _runtime_mounts() -> list[str]:
     return args
 
 
-def bwrap_argv(layout: KernelLayout, limits: SandboxLimits, command: list[str], privileged: bool) -> list[str]:
+def bwrap_argv(layout: KernelLayout, limits: SandboxLimits, command: list[str], privileged: bool,
+               connection_fd: int = -1, info_fd: int = -1) -> list[str]:
+    """bubblewrap's command line; ``connection_fd`` is copied to SANDBOX_RUN/kernel.json, and bwrap writes
+    the sandbox's pid to ``info_fd`` (where the grader finds its sockets: /proc/<pid>/root/run/grader)."""
     from .student_package import PACKAGE_DIR
 
     bwrap = shutil.which("bwrap") or "bwrap"
@@ -102,7 +106,12 @@ def bwrap_argv(layout: KernelLayout, limits: SandboxLimits, command: list[str], 
              "--dir", layout.workdir]
     for path in layout.data_files:
         args += ["--ro-bind", str(path), f"{layout.workdir}/{path.name}"]
-    args += ["--bind", str(layout.run_dir), SANDBOX_RUN, "--remount-ro", "/", "--chdir", layout.workdir, "--clearenv"]
+    args += ["--size", str(4 * 2**20), "--tmpfs", SANDBOX_RUN]
+    if connection_fd >= 0:
+        args += ["--ro-bind-data", str(connection_fd), f"{SANDBOX_RUN}/kernel.json"]
+    if info_fd >= 0:
+        args += ["--info-fd", str(info_fd)]
+    args += ["--remount-ro", "/", "--chdir", layout.workdir, "--clearenv"]
     for name, value in sandbox_env(layout).items():
         args += ["--setenv", name, value]
     return args + ["--", *command]

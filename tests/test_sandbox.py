@@ -1,0 +1,311 @@
+"""The OS sandbox of a learner kernel, probed from inside and checked from outside.
+
+Each test starts the kernel exactly as grading does (bubblewrap through launch.py, cgroups, limits)
+and runs code in it the way a learner's answer cell would; what the test believes it checks from the
+host, never from the kernel's word alone, wherever that can be done (listening sockets, processes,
+files on the host).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import REPO
+from ppo_course.autograder.kernel import KernelLost, LearnerKernel
+from ppo_course.autograder.sandbox import KernelLayout, SandboxLimits
+from ppo_course.autograder.student_package import PACKAGE_DIR, build_student_package
+
+MiB = 2**20
+
+
+@pytest.fixture(scope="module")
+def student_package(tmp_path_factory):
+    package = tmp_path_factory.mktemp("pkg") / "ppo_course"
+    build_student_package({"clipped_surrogate", "clip_is_active", "ppo_policy_loss"}, package)
+    return package
+
+
+def start_kernel(package: Path, **limits) -> LearnerKernel:
+    run_dir = Path(tempfile.mkdtemp(prefix="ppo-test-run-", dir="/tmp"))
+    data = Path(tempfile.mkdtemp(prefix="ppo-test-data-")) / "data.json"
+    data.write_text('{"released": true}')
+    layout = KernelLayout(package, [data], "03-clipped-surrogate", run_dir)
+    settings = dict(memory_bytes=1024 * MiB, cpu_seconds=120, max_pids=64, scratch_bytes=32 * MiB) | limits
+    kernel = LearnerKernel(layout, SandboxLimits(**settings))
+    kernel.start()
+    return kernel
+
+
+@pytest.fixture(scope="module")
+def kernel(sandbox, student_package):
+    os.environ["PPO_GRADER_SECRET"] = "an LMS token"
+    kernel = start_kernel(student_package)
+    del os.environ["PPO_GRADER_SECRET"]
+    yield kernel
+    kernel.stop()
+
+
+def run(kernel: LearnerKernel, code: str, timeout: float = 60) -> str:
+    """What the cell printed (and the error it raised, as 'ERROR Name: message')."""
+    result = kernel.run_cell(code, timeout)
+    text = ""
+    for output in result.outputs:
+        if output.output_type == "stream":
+            text += output.text
+        elif output.output_type == "error":
+            text += f"ERROR {output.ename}: {output.evalue}\n"
+    return text
+
+
+def test_it_sees_the_runtime_and_its_home_and_nothing_else(kernel, tmp_path):
+    canary = Path(tempfile.gettempdir()) / f"ppo-canary-{uuid.uuid4().hex}"
+    canary.write_text("host")
+    try:
+        out = run(kernel, f"""
+import os
+print("top", sorted(os.listdir("/")))
+print("home", sorted(n for n in os.listdir(os.path.expanduser("~")) if not n.startswith(".")), sorted(os.listdir(".")))
+print("tmp", os.listdir("/tmp"))
+for path in [{str(REPO / "solutions")!r}, {str(REPO / "lessons")!r}, {str(REPO / ".git")!r}, {str(canary)!r},
+             {str(tmp_path)!r}, "/root/.ssh", "/etc/shadow", "/etc/passwd"]:
+    print("exists", path, os.path.exists(path))
+print("cwd", os.getcwd(), open("data.json").read())
+""")
+    finally:
+        canary.unlink()
+    seen = [line.split() for line in out.splitlines() if line.startswith("exists")]
+    assert len(seen) == 8 and all(fields[-1] == "False" for fields in seen), out
+    assert "tmp []" in out and "home ['03-clipped-surrogate'] ['data.json']" in out
+    assert '{"released": true}' in out
+    top = eval(out.splitlines()[0][4:])
+    assert set(top) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "tmp",
+                        "home", "run", *Path(PACKAGE_DIR).parts[1:2], *Path(os.sys.base_prefix).parts[1:2],
+                        *Path(os.sys.prefix).parts[1:2]}, top
+
+
+def test_no_network_not_even_loopback(kernel):
+    listeners = []
+    for family, address in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        server = socket.socket(family, socket.SOCK_STREAM)
+        server.bind((address, 0))
+        server.listen(1)
+        server.setblocking(False)
+        listeners.append((server, address, server.getsockname()[1]))
+    probes = "\n".join(f"""
+s = socket.socket(socket.AF_INET{'6' if ':' in address else ''}, socket.SOCK_STREAM)
+s.settimeout(3)
+try:
+    s.connect(({address!r}, {port}))
+    print("connected", {address!r})
+except OSError as error:
+    print("refused" if isinstance(error, ConnectionRefusedError) else "unreachable", {address!r}, error)
+""" for _, address, port in listeners)
+    out = run(kernel, "import socket\n" + probes + """
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9))
+    print("udp sent")
+except OSError as error:
+    print("udp failed", error)
+print(socket.if_nameindex())
+""")
+    for server, address, _ in listeners:
+        with pytest.raises(BlockingIOError):
+            server.accept()  # nobody ever connected
+        server.close()
+    assert "connected" not in out and "refused" not in out and "udp sent" not in out, out
+    assert "unreachable 127.0.0.1 [Errno 101] Network is unreachable" in out
+
+
+def test_the_runtime_and_the_package_are_read_only(kernel):
+    out = run(kernel, f"""
+import os, sys
+for folder in [{str(PACKAGE_DIR)!r}, sys.prefix, sys.base_prefix, "/usr/lib", "/", "/etc", "/home"]:
+    try:
+        open(os.path.join(folder, "written-by-student.txt"), "w").write("x")
+        print("wrote", folder)
+    except OSError as error:
+        print("refused", folder, type(error).__name__)
+open("mine.txt", "w").write("home is writable")
+print(open("mine.txt").read())
+try:
+    open("/run/grader/junk", "wb").write(b"x" * 8 * 2**20)
+except OSError as error:
+    print("run folder full:", error.strerror)
+""")
+    assert "wrote" not in out.replace("wrote /run", "") and "home is writable" in out, out
+    assert "run folder full: No space left on device" in out, out
+    assert sorted(p.name for p in kernel.layout.run_dir.iterdir()) == ["kernel.json", "launch.json"], (
+        "nothing in the sandbox may write to a folder of the host")
+    assert not (PACKAGE_DIR / "written-by-student.txt").exists()
+    assert not list(PACKAGE_DIR.glob("__pycache__/*.student*"))
+
+
+def test_other_processes_and_the_graders_environment_are_invisible(kernel):
+    out = run(kernel, f"""
+import os
+pids = [p for p in os.listdir("/proc") if p.isdigit()]
+print("pids", len(pids))
+print("cmdlines", [open(f"/proc/{{p}}/cmdline", "rb").read().split(b"\\0")[0] for p in pids])
+print("host pid visible", os.path.exists("/proc/{os.getpid()}/cmdline") and
+      b"pytest" in open("/proc/{os.getpid()}/cmdline", "rb").read())
+print("secret", "PPO_GRADER_SECRET" in os.environ, sorted(os.environ)[:3])
+""")
+    assert "host pid visible False" in out and "secret False" in out, out
+    assert int(out.split("pids ")[1].split()[0]) < 10, out
+    assert b"pytest".decode() not in out.split("cmdlines")[1]
+
+
+def test_the_courses_reference_is_a_stub_with_no_source_to_read(kernel):
+    out = run(kernel, """
+import inspect, torch, ppo_course.clipping as clipping
+try:
+    clipping.clipped_surrogate(torch.ones(2), torch.ones(2))
+except RuntimeError as error:
+    print("stub:", error)
+print("minimum in source:", "torch.minimum" in inspect.getsource(clipping))
+from ppo_course.gae import compute_gae   # another lesson's reference is untouched
+print("gae works:", compute_gae(torch.ones(2), torch.zeros(2), torch.zeros(2), torch.tensor(0.0))[0].tolist())
+""")
+    assert "stub: ppo_course.clipping.clipped_surrogate is the course's reference" in out, out
+    assert "minimum in source: False" in out and "gae works: [1.94" in out
+
+
+def test_no_nested_user_namespaces_and_limits_in_place(kernel):
+    out = run(kernel, """
+import resource, subprocess
+print("unshare", subprocess.run(["unshare", "--user", "true"], capture_output=True).returncode)
+print("cpu", resource.getrlimit(resource.RLIMIT_CPU), "fsize", resource.getrlimit(resource.RLIMIT_FSIZE)[0])
+""")
+    assert "unshare 0" not in out and "unshare" in out, out
+    assert f"cpu (120, 125) fsize {32 * MiB}" in out, out
+
+
+def test_nothing_it_starts_outlives_it(sandbox, student_package):
+    kernel = start_kernel(student_package)
+    token = f"ppo-survivor-{uuid.uuid4().hex}"
+    try:
+        run(kernel, f"""
+import os, subprocess, sys
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)", {token!r}])
+    os._exit(0)
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", {token!r}], start_new_session=True)
+""")
+        assert len(survivors(token)) == 2, "the check must be able to see the processes"
+    finally:
+        kernel.stop()
+    deadline = time.monotonic() + 10
+    while survivors(token) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert survivors(token) == []
+
+
+def survivors(token: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        if token in (process.info["cmdline"] or []) and process.status() != psutil.STATUS_ZOMBIE:
+            found.append(process)
+    return found
+
+
+def test_resident_memory_is_limited_not_address_space(sandbox, student_package):
+    """torch maps far more address space than it touches: under a 1 GiB address-space limit it could not even
+    be imported; under 1 GiB of resident memory it imports and an answer may touch 400 MiB more."""
+    kernel = start_kernel(student_package, memory_bytes=1024 * MiB)
+    try:
+        fits = run(kernel, "import torch, resource\nblock = torch.ones(100 * 2**20)  # 400 MiB\n"
+                           "print('touched', block.numel() * 4 // 2**20, 'MiB')\ndel block\n"
+                           "print('address space', open('/proc/self/status').read().split('VmPeak:')[1].split()[0], 'kB')")
+        if kernel.cgroups is None:   # the fallback, said so: an address-space limit
+            assert "address space" in kernel.memory_limit
+            return
+        assert "touched 400 MiB" in fits and "resident (cgroup" in kernel.memory_limit, fits
+        assert int(fits.split("address space ")[1].split()[0]) > 1024 * 1024, "torch's mappings exceed 1 GiB"
+        with pytest.raises(KernelLost, match="more than 1 GB of memory"):
+            run(kernel, "block = bytearray(1500 * 2**20)")
+    finally:
+        kernel.stop()
+
+
+def test_processes_and_scratch_space_are_limited(sandbox, student_package):
+    kernel = start_kernel(student_package, max_pids=32)
+    try:
+        out = run(kernel, """
+import subprocess
+children = []
+try:
+    for _ in range(200):
+        children.append(subprocess.Popen(["sleep", "60"]))
+except OSError as error:
+    print("stopped after", len(children), type(error).__name__)
+for child in children:
+    child.kill()
+try:
+    with open("big.bin", "wb") as handle:
+        for _ in range(64):
+            handle.write(b"x" * 2**20)
+    print("wrote 64 MiB")
+except OSError as error:
+    print("scratch full:", error.strerror)
+""")
+        if kernel.cgroups is not None and kernel.cgroups.pids is not None:
+            assert "stopped after" in out and int(out.split("stopped after ")[1].split()[0]) < 32, out
+        assert "wrote 64 MiB" not in out and "scratch full:" in out, out
+    finally:
+        kernel.stop()
+
+
+def test_grade_stops_when_the_sandbox_cannot_run_unless_told(tmp_path, capsys, monkeypatch):
+    from ppo_course.autograder import grade as grade_module
+    from ppo_course.autograder.cli import main
+
+    folder = tmp_path / "course" / "submitted" / "alice" / "03-clipped-surrogate"
+    folder.mkdir(parents=True)
+    (folder / "03-clipped-surrogate.ipynb").write_text("{}")
+    monkeypatch.setattr(grade_module, "probe", lambda: "grading in a sandbox needs bubblewrap (bwrap), which is "
+                                                       "not installed; or pass --no-sandbox")
+    assert main(["grade", "--course", str(tmp_path / "course"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bubblewrap" in err and "--no-sandbox" in err, err
+
+
+def test_probe_names_what_is_missing(monkeypatch):
+    from ppo_course.autograder import sandbox
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    assert "needs bubblewrap (bwrap)" in sandbox.probe.__wrapped__() and "--no-sandbox" in sandbox.probe.__wrapped__()
+    monkeypatch.setattr(sandbox.platform, "system", lambda: "Darwin")
+    assert "needs Linux namespaces, and this is Darwin" in sandbox.probe.__wrapped__()
+
+
+def test_no_sandbox_grades_and_says_so_everywhere(tmp_path):
+    import contextlib
+    import io
+    import json
+
+    import nbformat
+
+    from grading_helpers import solution_answers, submission
+    from ppo_course.autograder.cli import main
+
+    lesson = "03-clipped-surrogate"
+    folder = tmp_path / "course" / "submitted" / "bob" / lesson
+    folder.mkdir(parents=True)
+    nbformat.write(submission(lesson, solution_answers(lesson)), folder / f"{lesson}.ipynb")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["grade", "--course", str(tmp_path / "course"), "--no-progress", "--no-sandbox"]) == 0
+    assert out.getvalue().startswith("WARNING: no sandbox (--no-sandbox): student code ran with the grader's rights")
+    assert "1 submission: 1 graded" in out.getvalue()
+    record = json.loads((tmp_path / "course" / "autograded" / "bob" / lesson / "result.json").read_text())
+    assert record["total"] == 10 and record["isolation"].startswith("no sandbox (--no-sandbox)")
+    assert "address space" in record["memory_limit"]
