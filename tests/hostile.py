@@ -159,6 +159,20 @@ def source_reading_answers(functions: dict[str, str], module: str) -> dict[str, 
 
 # ---------------------------------------------------------------- escapes, with correct answers
 
+def survivor_spawner(token: str) -> str:
+    """Code that tries to leave two processes behind, marked with ``token`` in their command lines: one
+    double-forked into a session of its own (a daemon), one started by subprocess."""
+    return f'''
+import os as _os, subprocess as _subprocess, sys as _sys
+if _os.fork() == 0:
+    _os.setsid()
+    if _os.fork() == 0:
+        _os.execv(_sys.executable, [_sys.executable, "-c", "import time; time.sleep(600)", {token!r}])
+    _os._exit(0)
+_subprocess.Popen([_sys.executable, "-c", "import time; time.sleep(600)", {token!r}], start_new_session=True)
+'''
+
+
 def probe(token: str, host_paths: list[str], ports: dict[str, int], secrets: list[str], unix_socket: str) -> str:
     """Code that tries every escape and prints what it reached (the tests check the host too).
 
@@ -213,18 +227,14 @@ for _address, _port in {list(ports.items())!r}:
         _report.append(f"connected to {{_address}}")
     except OSError as _error:
         _report.append(f"{{_address}}: {{_error.strerror}}")
-try:
-    _u = _socket.socket(_socket.AF_UNIX)
-    _u.connect({unix_socket!r})
-    _report.append("connected to the host's unix socket")
-except OSError as _error:
-    _report.append(f"unix socket: {{_error.strerror}}")
-if _os.fork() == 0:
-    _os.setsid()
-    if _os.fork() == 0:
-        _os.execv(_sys.executable, [_sys.executable, "-c", "import time; time.sleep(600)", {token!r}])
-    _os._exit(0)
-_subprocess.Popen([_sys.executable, "-c", "import time; time.sleep(600)", {token!r}], start_new_session=True)
+for _kind, _path in (("unix socket", {unix_socket!r}), ("abstract socket", "\\0" + {token!r})):
+    try:
+        _u = _socket.socket(_socket.AF_UNIX)
+        _u.connect(_path)
+        _report.append(f"connected to the host's {{_kind}}")
+    except OSError as _error:
+        _report.append(f"{{_kind}}: {{_error.strerror}}")
+{survivor_spawner(token)}
 _report.append(f"environment secret: {{'PPO_GRADER_SECRET' in _os.environ}}")
 print("PROBE " + " | ".join(_report))
 '''

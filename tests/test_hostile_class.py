@@ -84,6 +84,10 @@ class Host:
         self.unix.bind(self.unix_path)
         self.unix.listen(8)
         self.unix.setblocking(False)
+        self.abstract = socket.socket(socket.AF_UNIX)   # abstract sockets belong to a network namespace
+        self.abstract.bind("\0" + self.token)
+        self.abstract.listen(8)
+        self.abstract.setblocking(False)
         self.paths = [str(course_root / "escape.txt"), str(course_root / "submitted" / "victim" / "escape.txt"),
                       str(REPO / "src" / "ppo_course" / f"{self.token}.py"), str(REPO / "solutions" / self.token),
                       f"/tmp/{self.token}", f"/root/{self.token}", f"{sys.prefix}/{self.token}"]
@@ -94,7 +98,7 @@ class Host:
 
     def connections(self) -> int:
         count = 0
-        for server in [*self.listeners.values(), self.unix]:
+        for server in [*self.listeners.values(), self.unix, self.abstract]:
             try:
                 server.accept()
                 count += 1
@@ -107,7 +111,7 @@ class Host:
                 if self.token in (p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
 
     def close(self) -> None:
-        for server in [*self.listeners.values(), self.unix]:
+        for server in [*self.listeners.values(), self.unix, self.abstract]:
             server.close()
         Path(self.unix_path).unlink(missing_ok=True)
 
@@ -222,7 +226,8 @@ def test_the_probe_reached_nothing(hostile_class):
     report = out.split("PROBE ", 1)[1].splitlines()[0]
     for finding in ("solutions visible: False", "gradebooks visible: 0", "course folder in a cmdline: False",
                     "secret files found: 0 []", "127.0.0.1: Network is unreachable",
-                    "unix socket: No such file or directory", "environment secret: False"):
+                    "unix socket: No such file or directory", "abstract socket: Connection refused",
+                    "environment secret: False"):
         assert finding in report, report
     assert "connected" not in report, report
     ran = out.split("KERNEL RAN ")[1].splitlines()[0]

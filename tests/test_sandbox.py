@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import hostile
 from conftest import REPO
 from ppo_course.autograder.kernel import KernelLost, LearnerKernel
 from ppo_course.autograder.sandbox import KernelLayout, SandboxLimits
@@ -191,15 +192,7 @@ def test_nothing_it_starts_outlives_it(sandbox, student_package):
     kernel = start_kernel(student_package)
     token = f"ppo-survivor-{uuid.uuid4().hex}"
     try:
-        run(kernel, f"""
-import os, subprocess, sys
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(300)", {token!r}])
-    os._exit(0)
-subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", {token!r}], start_new_session=True)
-""")
+        run(kernel, hostile.survivor_spawner(token))
         assert len(survivors(token)) == 2, "the check must be able to see the processes"
     finally:
         kernel.stop()

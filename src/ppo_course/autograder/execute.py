@@ -97,6 +97,8 @@ def setup_for_answers(setup: str, answers: list[str]) -> str:
             needed |= _used_names(ast.parse(answer))
         except SyntaxError:
             continue  # the learner's broken code: it fails on its own
+        except (ValueError, RecursionError, MemoryError):
+            return code  # code the parser cannot take apart: give it the whole setup
     kept: set[int] = set()
     changed = True
     while changed:   # a kept statement's own names are needed too

@@ -1,11 +1,13 @@
 """One learner kernel for one submission: started (sandboxed or not), given cells, watched, stopped.
 
 The kernel is an ordinary ipykernel, so answer cells run exactly as in the learner's notebook (magics,
-display, IPython itself). It speaks the Jupyter protocol over IPC sockets in its run folder; the
-grader also listens there on ``bridge.sock``, where the kernel connects while a test cell runs
-(``bridge.serve``). Each kernel runs cells under a time limit: at the limit it is interrupted, and
-if it still does not answer it is declared stuck; a kernel whose process exits is declared dead,
-with the reason (the memory cgroup's OOM count) when there is one.
+display, IPython itself). It speaks the Jupyter protocol over IPC sockets in the sandbox's own
+``/run/grader`` (a small tmpfs), which the grader reaches from outside as ``/proc/<pid>/root/run/grader``;
+the grader also listens there on ``bridge.sock``, where the kernel connects while a test cell runs
+(``bridge.serve``). So the sandbox needs no writable folder of the host. Each kernel runs cells under
+a time limit: at the limit it is interrupted, and if it still does not answer it is declared stuck;
+a kernel whose process exits is declared dead, with the reason (the memory cgroup's OOM count) when
+there is one.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ class CellRun:
 
 @dataclass
 class LearnerKernel:
+    """A kernel for one submission; ``sandboxed=False`` is --no-sandbox (same limits, no namespaces)."""
     layout: KernelLayout
     limits: SandboxLimits
     sandboxed: bool = True

@@ -31,6 +31,9 @@ import nbformat
 from .contract import Contract, Exercise, as_code, defined_names, grade_id, is_test_cell, nbgrader_meta
 
 
+MAX_SUBMISSION_BYTES = 100 * 2**20   # a notebook with its outputs is a few MB at most
+
+
 class SubmissionError(Exception):
     """The file cannot be graded at all; ``status`` is the short word the summary and CSV show."""
 
@@ -55,6 +58,9 @@ class Rebuilt:
 
 def read_submission(data: bytes) -> list[dict]:
     """The cells of a submitted file, or SubmissionError('unreadable', why) when there are none."""
+    if len(data) > MAX_SUBMISSION_BYTES:
+        raise SubmissionError("unreadable", f"the file is {len(data) / 2**20:.0f} MB; a lesson's notebook is far "
+                                            f"smaller (limit {MAX_SUBMISSION_BYTES // 2**20} MB)")
     if not data.strip():
         raise SubmissionError("unreadable", "the file is empty")
     try:

@@ -100,7 +100,7 @@ def bwrap_argv(layout: KernelLayout, limits: SandboxLimits, command: list[str], 
         args += ["--cap-drop", "ALL"]
     args += _runtime_mounts()
     args += ["--ro-bind", str(layout.package_dir), str(PACKAGE_DIR)]
-    args += ["--proc", "/proc", "--dev", "/dev",
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
              "--size", str(64 * 2**20), "--tmpfs", "/tmp",
              "--size", str(limits.scratch_bytes), "--tmpfs", SANDBOX_HOME,
              "--dir", layout.workdir]
