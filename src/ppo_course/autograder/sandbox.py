@@ -98,12 +98,14 @@ def bwrap_argv(layout: KernelLayout, limits: SandboxLimits, command: list[str], 
             "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "sandbox"]
     if privileged:
         args += ["--cap-drop", "ALL"]
-    args += _runtime_mounts()
-    args += ["--ro-bind", str(layout.package_dir), str(PACKAGE_DIR)]
+    # The private folders first: a runtime that lives under /tmp or /home (a clone in /tmp, a venv in
+    # a home folder) is mounted on top of them below, instead of being hidden by them.
     args += ["--proc", "/proc", "--dev", "/dev", "--size", str(64 * 2**20), "--tmpfs", "/dev/shm",
              "--size", str(64 * 2**20), "--tmpfs", "/tmp",
              "--size", str(limits.scratch_bytes), "--tmpfs", SANDBOX_HOME,
              "--dir", layout.workdir]
+    args += _runtime_mounts()
+    args += ["--ro-bind", str(layout.package_dir), str(PACKAGE_DIR)]
     for path in layout.data_files:
         args += ["--ro-bind", str(path), f"{layout.workdir}/{path.name}"]
     args += ["--size", str(4 * 2**20), "--tmpfs", SANDBOX_RUN]
