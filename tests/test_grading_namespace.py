@@ -62,7 +62,7 @@ def test_test_cells_use_only_setup_names_and_the_learners_functions(lesson):
         if is_setup_cell(cell):
             available |= bound(ast.parse(python_lines(cell.source)))
     contract = read_contract(next((SOLUTIONS / lesson).glob("*.ipynb")))
-    available |= {name for exercise in contract.exercises for name in exercise.functions}
+    available |= contract.function_names
     for cell in nb.cells:
         if is_test_cell(cell):
             tree = ast.parse(cell.source)

@@ -25,7 +25,6 @@ fail but cannot make the grader allocate without limit, hang past its deadline, 
 """
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import math
@@ -397,12 +396,12 @@ class Peer:
         reply, buffers = self.request(dict(target, op=op, value=packed.tree, tensors=packed.tensors), [packed])
         if reply.get("op") == "raise":
             raise_remote(reply)
-        value, outputs = self.receive(reply, buffers, diff_inputs)
+        value = self.receive(reply, buffers, diff_inputs)
         for index, meta in reply.get("mutated", []) if isinstance(reply.get("mutated"), list) else []:
             self._apply_mutation(packed.originals, index, meta, buffers)
         return value
 
-    def receive(self, reply: dict, buffers: list[bytes], diff_inputs: list[torch.Tensor]) -> tuple[Any, list]:
+    def receive(self, reply: dict, buffers: list[bytes], diff_inputs: list[torch.Tensor]) -> Any:
         """Decode a returned value; outputs that require grad are linked to ``diff_inputs`` by RemoteGraph."""
         metas = reply.get("tensors")
         if not isinstance(metas, list) or len(metas) > MAX_ITEMS:
@@ -417,7 +416,7 @@ class Peer:
         else:
             for i in wants_grad:   # requires grad on the other side, but not through anything of ours
                 tensors[i].requires_grad_(True)
-        return Decoder(tensors, buffers, self.remote_callable).decode(reply.get("value")), tensors
+        return Decoder(tensors, buffers, self.remote_callable).decode(reply.get("value"))
 
     def _apply_mutation(self, originals: list, index: Any, meta: Any, buffers: list[bytes]) -> None:
         """The callee changed an argument in place: change ours the same way, so a test can see it."""
@@ -435,7 +434,7 @@ class Peer:
                                       [packed])
         if reply.get("op") == "raise":
             raise_remote(reply)
-        grads, _ = self.receive(reply, buffers, [])
+        grads = self.receive(reply, buffers, [])
         if not isinstance(grads, list) or len(grads) != input_count or not all(
                 g is None or isinstance(g, torch.Tensor) for g in grads):
             raise ProtocolError("gradients that do not match the inputs")

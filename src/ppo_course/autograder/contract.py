@@ -36,6 +36,11 @@ class Contract:
         return [e.test_id for e in self.exercises if e.test_id]
 
     @property
+    def function_names(self) -> set[str]:
+        """Every name the answer cells define (the learner's functions)."""
+        return {name for exercise in self.exercises for name in exercise.functions}
+
+    @property
     def max_points(self) -> float:
         return sum(e.points for e in self.exercises)
 

@@ -45,7 +45,7 @@ from ..checks import LEARNER_KERNEL
 from .bridge import LearnerError, Peer, PeerGone, PeerTimeout, ProtocolError, send_frame
 from .contract import is_answer_cell, is_test_cell
 from .kernel import INTERRUPT_GRACE, KernelLost, LearnerKernel
-from .sandbox import SANDBOX_RUN, KernelLayout, SandboxLimits
+from .sandbox import KernelLayout, SandboxLimits
 
 SETUP_TAG = "setup"
 SERVE = "__import__('ppo_course.autograder.bridge', fromlist=['serve']).serve({path!r})"
@@ -208,7 +208,7 @@ class TrustedTests:
             raise LearnerError(f"the learner's kernel can no longer be asked in this cell ({self.broken})")
         if self.peer is not None:
             return self.peer
-        self.serving = self.kernel.start_silent(SERVE.format(path=f"{self._kernel_run_dir()}/bridge.sock"))
+        self.serving = self.kernel.start_silent(SERVE.format(path=f"{self.kernel.inner_run_dir}/bridge.sock"))
         listener = self.kernel.listener
         while True:
             ready, _, _ = select.select([listener], [], [], 0.1)
@@ -227,10 +227,6 @@ class TrustedTests:
         self.peer = Peer(sock, accept={"call", "vjp"}, check=self.kernel.check_alive)
         self.peer.deadline = self.deadline
         return self.peer
-
-    def _kernel_run_dir(self) -> str:
-        """Where the kernel finds the grader's socket: its own /run/grader (the run folder without a sandbox)."""
-        return SANDBOX_RUN if self.kernel.sandboxed else str(self.kernel.layout.run_dir)
 
     @contextlib.contextmanager
     def swapped(self, references: dict):

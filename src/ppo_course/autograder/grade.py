@@ -104,9 +104,8 @@ def prepare_lesson(lesson: str, source: Path, workdir: Path, cache: Path) -> Les
         raise CourseError(f"no source notebook for {lesson} in {source}")
     root = cached_release(lesson, source, cache)
     contract = read_contract(source_notebook)
-    names = {name for exercise in contract.exercises for name in exercise.functions}
     package = workdir / lesson / "ppo_course"
-    build_student_package(names, package)
+    build_student_package(contract.function_names, package)
     released_dir = root / "release" / lesson
     return LessonKit(lesson, contract, nbformat.read(released_dir / source_notebook.name, as_version=4),
                      root / "gradebook.db", released_dir,
@@ -244,7 +243,7 @@ def stage(scratch: Path, run_dir: Path, kit: LessonKit, student: str, notebook: 
            "cell_timeout": limits.cell_timeout, "sandboxed": limits.sandbox,
            "limits": vars(limits.sandbox_limits()), "package_dir": str(kit.student_package),
            "data_files": [str(p) for p in sorted(kit.extra_files.iterdir()) if p.is_file() and p.suffix != ".ipynb"],
-           "functions": sorted({name for e in kit.contract.exercises for name in e.functions}),
+           "functions": sorted(kit.contract.function_names),
            "run_dir": str(run_dir), "kernel_log": str(scratch / "kernel.log"),
            "running_file": str(scratch / "running_cell"), "abort_file": str(scratch / "abort.json"),
            "limits_file": str(scratch / "limits.json")}

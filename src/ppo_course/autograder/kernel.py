@@ -48,7 +48,6 @@ class KernelLost(BaseException):
 class CellRun:
     outputs: list
     timed_out: bool = False
-    error: str | None = None     # ename of the error the cell raised, if any
 
 
 @dataclass
@@ -73,14 +72,18 @@ class LearnerKernel:
             return f"{gb} resident (cgroup v{self.cgroups.version})"
         return f"{gb} of address space (no memory cgroup available here)"
 
+    @property
+    def inner_run_dir(self) -> str:
+        """The run folder as the kernel sees it: the sandbox's own /run/grader, or the host folder without one."""
+        return SANDBOX_RUN if self.sandboxed else str(self.layout.run_dir)
+
     def start(self, ready_timeout: float = 60.0) -> None:
         run = self.layout.run_dir
         connection = run / "kernel.json"
+        write_connection_file(str(connection), transport="ipc", ip=f"{self.inner_run_dir}/k", **PORTS)
         if self.sandboxed:
-            write_connection_file(str(connection), transport="ipc", ip=f"{SANDBOX_RUN}/k", **PORTS)
             sockets = self._start_sandboxed(connection, ready_timeout)
         else:
-            write_connection_file(str(connection), transport="ipc", ip=str(run / "k"), **PORTS)
             self.process = self._start_unsandboxed(connection)
             sockets = run
         client = BlockingKernelClient()
@@ -233,8 +236,6 @@ class LearnerKernel:
                 continue
             if self._note_idle(message) or message["parent_header"].get("msg_id") != msg_id:
                 continue
-            if message["msg_type"] == "error":
-                run.error = message["content"].get("ename")
             if keep_outputs and kept < MAX_OUTPUT_CHARS:
                 kept += len(json.dumps(message["content"]))
                 _add_output(run.outputs, message)

@@ -203,7 +203,7 @@ def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) ->
     """The notebook to grade: ``released`` with the answers found in the submitted bytes."""
     cells = read_submission(data)
     answers, notes = {}, []
-    contract_functions = {name for exercise in contract.exercises for name in exercise.functions}
+    contract_functions = contract.function_names
     for exercise in contract.exercises:
         answer = find_answer(cells, exercise)
         if answer is None:
