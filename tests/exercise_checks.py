@@ -57,23 +57,39 @@ def answer_cases(answers: dict[str, dict[str, str]]) -> list[tuple[str, str, str
     return [(exercise, name, body) for exercise, named in answers.items() for name, body in named.items()]
 
 
-def test_source(lesson: str, test_id: str) -> str:
-    return next(c.source for c in _solution_notebook(lesson).cells if grade_id(c) == test_id)
+HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL)
 
 
-def run_tests_against(lesson: str, exercise: str, answer: str, test_id: str | None = None) -> None:
+def test_source(lesson: str, test_id: str, visible_only: bool = False) -> str:
+    """A test cell's source; ``visible_only`` drops the hidden part, leaving what a student sees and runs."""
+    source = next(c.source for c in _solution_notebook(lesson).cells if grade_id(c) == test_id)
+    return HIDDEN.sub("", source) if visible_only else source
+
+
+def run_tests_against(lesson: str, exercise: str, answer: str, test_id: str | None = None,
+                      visible_only: bool = False) -> None:
     """Define ``answer`` (source code) and run the exercise's test cell; raises what the tests raise."""
     test_id = test_id or f"{exercise}_tests"
     namespace = dict(_prelude(lesson, test_id))
     exec(answer, namespace)
-    exec(test_source(lesson, test_id), namespace)
+    exec(test_source(lesson, test_id, visible_only), namespace)
 
 
-def assert_rejected(lesson: str, exercise: str, answer: str, test_id: str | None = None) -> None:
-    """The exercise's test cell must reject ``answer`` with an AssertionError that says what to check."""
+def assert_rejected(lesson: str, exercise: str, answer: str, test_id: str | None = None,
+                    visible_only: bool = False, hint: str | None = None) -> str:
+    """The exercise's test cell must reject ``answer`` with an AssertionError that says what to check.
+
+    ``visible_only``: the visible tests alone must reject it (what a student sees before submitting).
+    ``hint``: a phrase the message must contain (case-insensitive), so the hint points at the real bug.
+    Returns the message.
+    """
     try:
-        run_tests_against(lesson, exercise, answer, test_id)
+        run_tests_against(lesson, exercise, answer, test_id, visible_only)
     except AssertionError as failure:
-        assert str(failure).strip(), "the rejection must tell the learner what to check"
-    else:
-        raise AssertionError(f"the tests of {exercise} accepted a wrong answer:\n{answer}")
+        message = str(failure).strip()
+        assert message, "the rejection must tell the learner what to check"
+        assert len(message) <= 600, f"a rejection should be a short hint, not a dump ({len(message)} chars):\n{message}"
+        if hint is not None:
+            assert hint.lower() in message.lower(), f"the hint should mention {hint!r}; it says:\n{message}"
+        return message
+    raise AssertionError(f"the {'visible ' if visible_only else ''}tests of {exercise} accepted a wrong answer:\n{answer}")

@@ -1,6 +1,10 @@
 """Execute a notebook with nbclient and classify each code cell's outcome."""
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +32,28 @@ def needs_exercise(cell) -> bool:
     return "requires-exercise" in cell.metadata.get("tags", []) or is_test_cell(cell)
 
 
-def execute(path: Path, timeout: int = CELL_TIMEOUT_S) -> list[CellOutcome]:
-    """Run every cell (errors do not stop the run) and report what each code cell did."""
+def executed_notebook(path: Path, timeout: int = CELL_TIMEOUT_S) -> nbformat.NotebookNode:
+    """The notebook at ``path`` with its outputs, every cell run (errors do not stop the run)."""
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
+    return nb
+
+
+@functools.lru_cache(maxsize=None)
+def executed_copy(notebook: Path) -> nbformat.NotebookNode:
+    """``notebook`` executed once per test session, in a copy of its folder (it may write next to itself).
+
+    The execution tests and the prose-number tests read the same run.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="executed-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    shutil.copytree(notebook.parent, folder / notebook.parent.name)
+    return executed_notebook(folder / notebook.parent.name / notebook.name)
+
+
+def outcomes_of(nb: nbformat.NotebookNode) -> list[CellOutcome]:
+    """What each code cell of an executed notebook did."""
     outcomes = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":

@@ -72,30 +72,137 @@ WRONG_LOSS = {
                          "return policy + c1 * ((values - returns) ** 2).mean() - c2 * entropy.mean()",
 }
 
+UPDATE_SIGNATURE = ("def ppo_update(batch, step, evaluate, epochs=4, minibatch_size=64, eps=0.2, target_kl=None,\n"
+                    "               norm_adv=True, generator=None):")
+
+
+def update_body(shuffle: str = "order = torch.randperm(size, generator=generator)",
+                minibatches: str = "range(0, size, minibatch_size)",
+                normalise: str = "(adv - adv.mean()) / (adv.std() + 1e-8)", guard: str = "norm_adv and len(adv) > 1",
+                kl: str = "(log_ratio.exp() - 1 - log_ratio).mean()", log_ratio: str = "evaluate() - batch['logp']",
+                stop: str = "target_kl is not None and approx_kl > target_kl", eps: str = "eps",
+                epochs_run: str = "epoch", loop: str = "range(1, epochs + 1)") -> str:
+    """A ppo_update answer with one piece swapped for a wrong one (the defaults are right)."""
+    return f"""{UPDATE_SIGNATURE}
+    size = len(batch["adv"])
+    order = torch.randperm(size, generator=generator)
+    for epoch in {loop}:
+        {shuffle}
+        for start in {minibatches}:
+            indices = order[start:start + minibatch_size]
+            adv = batch["adv"][indices]
+            if {guard}:
+                adv = {normalise}
+            step(indices, adv)
+        log_ratio = {log_ratio}
+        approx_kl = {kl}
+        if {stop}:
+            break
+    clip_fraction = ((log_ratio.exp() - 1).abs() > {eps}).float().mean()
+    return {{"epochs": {epochs_run}, "approx_kl": float(approx_kl), "clip_fraction": float(clip_fraction)}}
+"""
+
+
+WRONG_UPDATE = {
+    "shuffles once, not every epoch": update_body(shuffle="pass"),
+    "never shuffles": update_body(shuffle="order = torch.arange(size)"),
+    "drops the last, smaller minibatch": update_body(minibatches="range(0, size - minibatch_size + 1, minibatch_size)"),
+    "minibatch count by floor division": update_body(minibatches="range(0, (size // minibatch_size) * minibatch_size, minibatch_size)"),
+    "normalises over the whole batch": update_body(normalise="(adv - batch['adv'].mean()) / (batch['adv'].std() + 1e-8)"),
+    "population std": update_body(normalise="(adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)"),
+    "forgets to subtract the mean": update_body(normalise="adv / (adv.std() + 1e-8)"),
+    "normalises a minibatch of one (NaN)": update_body(guard="norm_adv"),
+    "ignores norm_adv": update_body(guard="len(adv) > 1"),
+    "k1 estimator mean(-log r)": update_body(kl="(-log_ratio).mean()"),
+    "KL with the ratio inverted": update_body(log_ratio="batch['logp'] - evaluate()"),
+    "|log r| as the KL": update_body(kl="log_ratio.abs().mean()"),
+    "never stops early": update_body(stop="False"),
+    "stops at KL >= target even with None": update_body(stop="approx_kl > (target_kl or 0.0)"),
+    "counts epochs from zero": update_body(loop="range(epochs)", epochs_run="epoch"),
+    "hard-coded eps = 0.2": update_body(eps="0.2"),
+}
+# Stopping inside an epoch (after every minibatch) is a different algorithm from the one asked for.
+WRONG_UPDATE["stops in the middle of an epoch"] = update_body().replace(
+    "            step(indices, adv)\n",
+    "            step(indices, adv)\n            lr_ = evaluate() - batch['logp']\n"
+    "            if target_kl is not None and (lr_.exp() - 1 - lr_).mean() > target_kl:\n                break\n")
+
 CASES = ([("compute_gae", name, src) for name, src in WRONG_GAE.items()]
-         + [("ppo_loss", name, loss_answer(body)) for name, body in WRONG_LOSS.items()])
+         + [("ppo_loss", name, loss_answer(body)) for name, body in WRONG_LOSS.items()]
+         + [("ppo_update", name, src) for name, src in WRONG_UPDATE.items()])
+
+# The visible tests alone (what a learner sees before submitting) catch these, with a hint naming the bug.
+VISIBLE = {
+    ("compute_gae", "ignores dones"): "dones",
+    ("compute_gae", "bootstraps across an episode end"): "must not bootstrap",
+    ("compute_gae", "lets the advantage flow back across an episode end"): "nothing flows back",
+    ("compute_gae", "off by one: V(s_t) as the next value"): "V(s_{t+1})",
+    ("compute_gae", "off by one: next value two steps ahead"): "V(s_{t+1})",
+    ("compute_gae", "off by one: dones of the previous step"): "(1 - done_t)",
+    ("compute_gae", "gamma and lambda swapped"): "swapped",
+    ("compute_gae", "advantages returned as returns"): "returns = advantages + values",
+    ("compute_gae", "returns and advantages swapped"): "delta_t",
+    ("compute_gae", "ignores last_value"): "last_value",
+    ("compute_gae", "no lambda (Monte Carlo)"): "lam",
+    ("ppo_loss", "wrong sign on the value term"): "value loss",
+    ("ppo_loss", "wrong sign on the entropy term"): "entropy",
+    ("ppo_loss", "missing c1"): "c1",
+    ("ppo_loss", "missing c2"): "c2",
+    ("ppo_loss", "hard-coded coefficients"): "arguments",
+    ("ppo_loss", "policy term maximised"): "policy",
+    ("ppo_loss", "absolute value error"): "(V - R)^2",
+    ("ppo_loss", "sum instead of mean"): "mean",
+    ("ppo_loss", "value gradient cut"): "pull V towards the returns",
+    ("ppo_loss", "eps not passed on"): "eps",
+    ("ppo_update", "shuffles once, not every epoch"): "shuffle in every epoch",
+    ("ppo_update", "never shuffles"): "shuffle",
+    ("ppo_update", "drops the last, smaller minibatch"): "do not drop it",
+    ("ppo_update", "minibatch count by floor division"): "do not drop it",
+    ("ppo_update", "normalises over the whole batch"): "over that minibatch",
+    ("ppo_update", "population std"): "A.std()",
+    ("ppo_update", "forgets to subtract the mean"): "A - A.mean()",
+    ("ppo_update", "normalises a minibatch of one (NaN)"): "minibatch of 1",
+    ("ppo_update", "ignores norm_adv"): "norm_adv=False",
+    ("ppo_update", "k1 estimator mean(-log r)"): "mean((r - 1) - log r)",
+    ("ppo_update", "KL with the ratio inverted"): "other way round",
+    ("ppo_update", "|log r| as the KL"): "mean((r - 1) - log r)",
+    ("ppo_update", "never stops early"): "stop when it is above target_kl",
+    ("ppo_update", "stops at KL >= target even with None"): "target_kl=None",
+    ("ppo_update", "counts epochs from zero"): "epochs",
+    ("ppo_update", "hard-coded eps = 0.2"): "eps argument",
+    ("ppo_update", "stops in the middle of an epoch"): "after each whole epoch",
+}
+SOURCES = {(exercise, name): source for exercise, name, source in CASES}
 
 
-@pytest.mark.parametrize("exercise", ["compute_gae", "ppo_loss"])
+@pytest.mark.parametrize("exercise", ["compute_gae", "ppo_loss", "ppo_update"])
 def test_reference_answer_passes(exercise):
     run_tests_against(LESSON, exercise, solution_answers(LESSON)[exercise])
 
 
-@pytest.mark.parametrize("exercise", ["compute_gae", "ppo_loss"])
+@pytest.mark.parametrize("exercise", ["compute_gae", "ppo_loss", "ppo_update"])
 def test_package_reference_passes_the_notebook_tests(exercise):
     import inspect
 
     import ppo_course.gae
     import ppo_course.losses
+    import ppo_course.update
 
-    source = inspect.getsource({"compute_gae": ppo_course.gae.compute_gae, "ppo_loss": ppo_course.losses.ppo_loss}[exercise])
-    prelude = "from ppo_course.losses import value_loss\n" if exercise == "ppo_loss" else ""
+    source = inspect.getsource({"compute_gae": ppo_course.gae.compute_gae, "ppo_loss": ppo_course.losses.ppo_loss,
+                                "ppo_update": ppo_course.update.ppo_update}[exercise])
+    prelude = {"ppo_loss": "from ppo_course.losses import value_loss\n",
+               "ppo_update": "from ppo_course.update import approx_kl\n"}.get(exercise, "")
     run_tests_against(LESSON, exercise, prelude + source)
 
 
 @pytest.mark.parametrize("exercise,name,source", CASES, ids=[f"{e}: {n}" for e, n, _ in CASES])
 def test_wrong_answer_is_rejected(exercise, name, source):
     assert_rejected(LESSON, exercise, source)
+
+
+@pytest.mark.parametrize("case", list(VISIBLE), ids=[f"{e}: {n}" for e, n in VISIBLE])
+def test_visible_tests_catch_the_common_mistakes(case):
+    assert_rejected(LESSON, case[0], SOURCES[case], visible_only=True, hint=VISIBLE[case])
 
 
 def test_gae_known_values_and_batched_envs():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import LESSONS, SOLUTIONS, notebooks
-from notebook_execution import execute
+from notebook_execution import executed_copy, outcomes_of
 
 
 def short(source: str) -> str:
@@ -17,8 +17,8 @@ def short(source: str) -> str:
 
 
 @pytest.mark.parametrize("notebook", notebooks(SOLUTIONS), ids=lambda p: p.parent.name)
-def test_solution_notebook_runs_cleanly(notebook, lesson_copy):
-    outcomes = execute(lesson_copy(notebook))
+def test_solution_notebook_runs_cleanly(notebook):
+    outcomes = outcomes_of(executed_copy(notebook))
     failures = [f"cell {o.index} ({short(o.source)}): {o.error}" for o in outcomes if o.error]
     assert not failures, "solution cells failed:\n" + "\n".join(failures)
     noisy = [f"cell {o.index} ({short(o.source)}): {o.stderr[:300]}" for o in outcomes if o.stderr]
@@ -26,8 +26,8 @@ def test_solution_notebook_runs_cleanly(notebook, lesson_copy):
 
 
 @pytest.mark.parametrize("notebook", notebooks(LESSONS), ids=lambda p: p.parent.name)
-def test_student_notebook_runs_up_to_the_exercises(notebook, lesson_copy):
-    outcomes = execute(lesson_copy(notebook))
+def test_student_notebook_runs_up_to_the_exercises(notebook):
+    outcomes = outcomes_of(executed_copy(notebook))
     assert any(o.expected_to_raise for o in outcomes), "a lesson without exercises? nothing is tagged"
     problems = []
     for o in outcomes:

@@ -55,3 +55,17 @@ def test_student_notebook_hides_solutions_and_hidden_tests(notebook):
     text = notebook.read_text()
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
         assert marker not in text, f"{notebook.name} leaks '{marker}'"
+
+
+@pytest.mark.parametrize("notebook", notebooks(LESSONS), ids=lambda p: p.parent.name)
+def test_every_stub_names_its_exercise(notebook):
+    """A learner who runs a test before writing the exercise reads which exercise and what to do."""
+    from ppo_course.autograder.preprocessors import stub_message
+
+    nb = nbformat.read(notebook, as_version=4)
+    answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert answers, f"{notebook.name} has no exercise"
+    for cell in answers:
+        exercise = cell.metadata["nbgrader"]["grade_id"]
+        assert f"raise NotImplementedError({stub_message(exercise)!r})" in cell.source, (
+            f"the stub of {exercise} does not name it: release the lesson again")

@@ -18,6 +18,9 @@ def _as_array(value: Any) -> np.ndarray:
     return np.asarray(value, dtype=float)
 
 
+SHOWN_VALUES = 8   # arrays up to this size are printed whole in a failure message
+
+
 def assert_close(actual: Any, expected: Any, what: str, hint: str = "", atol: float = 1e-6,
                  rtol: float = 1e-5) -> None:
     """Assert ``actual`` equals ``expected`` elementwise, saying what was expected and what came back."""
@@ -26,10 +29,13 @@ def assert_close(actual: Any, expected: Any, what: str, hint: str = "", atol: fl
     if not np.allclose(got, want, atol=atol, rtol=rtol):
         bad = np.argwhere(~np.isclose(got, want, atol=atol, rtol=rtol))
         first = tuple(int(i) for i in bad[0]) if bad.size else ()
-        raise AssertionError(
-            f"{what}: expected {np.round(want, 4).tolist()}, got {np.round(got, 4).tolist()}"
-            + (f" (first mismatch at index {first})" if first else "") + (f". {hint}" if hint else "")
-        )
+        if want.size <= SHOWN_VALUES:
+            found = f"expected {np.round(want, 4).tolist()}, got {np.round(got, 4).tolist()}" + (
+                f" (first mismatch at index {first})" if first else "")
+        else:   # a long array would bury the hint: show the first mismatch only
+            found = (f"{len(bad)} of {want.size} entries differ; at index {first} expected "
+                     f"{want[first]:.4g}, got {got[first]:.4g}")
+        raise AssertionError(f"{what}: {found}" + (f". {hint}" if hint else ""))
 
 
 def assert_tensor(value: Any, what: str, shape: tuple | None = None, dtype: torch.dtype | None = None) -> None:
@@ -66,3 +72,39 @@ def reference_for(namespace: dict, **references: Any) -> Iterator[None]:
                 namespace.pop(name, None)
             else:
                 namespace[name] = value
+
+
+def check_prediction(guess: Any, measured: Any, what: str, *, rel_tol: float = 0.15, abs_tol: float = 0.0,
+                     why: str = "") -> bool:
+    """Compare a learner's prediction with what the code measured, and print the verdict.
+
+    Used by the lessons' predict-then-run cells: the learner commits to ``guess`` before running,
+    then this prints whether it was close and ``why`` (the idea to take away). A number is close
+    within ``rel_tol`` (relative) or ``abs_tol``; a string (the letter of a multiple-choice answer)
+    must match ignoring case; a sequence is compared entry by entry. It never raises: a prediction is
+    for learning, not for grading. Returns True when the prediction was right.
+    """
+    shown = _format(measured)
+    if guess is None or guess is Ellipsis:
+        print(f"{what}: measured {shown}. (No prediction made: next time write yours in the cell above "
+              "before running this one; committing to a guess first is what makes the result stick.)")
+        if why:
+            print(why)
+        return False
+    if isinstance(measured, str):
+        right = str(guess).strip().lower() == measured.strip().lower()
+    else:
+        want, got = _as_array(measured), _as_array(guess)
+        right = want.shape == got.shape and bool(np.allclose(got, want, rtol=rel_tol, atol=abs_tol))
+    verdict = "right" if right else "not quite"
+    print(f"{what}: you predicted {_format(guess)}, measured {shown}: {verdict}.")
+    if why:
+        print(why)
+    return right
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    array = _as_array(value)
+    return f"{float(array):.4g}" if array.ndim == 0 else str(np.round(array, 3).tolist())

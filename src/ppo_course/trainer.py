@@ -3,10 +3,11 @@
     arguments (PPOConfig) -> make vectorized envs -> agent -> repeat:
         1. collect a rollout of T steps from N envs with pi_theta_old     (collect_rollout)
         2. GAE advantages and returns                                     (advantages_and_returns)
-        3. K epochs of shuffled minibatches on the PPO loss               (update)
+        3. K epochs of shuffled minibatches on the PPO loss               (update: ppo_update + gradient_step)
         4. log approx_kl, clip fraction, explained variance, entropy, SPS; evaluate greedily
 
-``compute_gae`` and ``ppo_loss`` are parameters of ``train``: lesson 04 trains with the learner's own.
+``compute_gae``, ``ppo_loss`` and ``ppo_update`` are parameters of ``train``: lesson 04 trains with the
+learner's own.
 
 Episode ends with gymnasium 1.x vector envs (default NEXT_STEP autoreset). When an episode ends at
 step t, the observation returned by that step is still the episode's *final* observation; the env
@@ -32,6 +33,7 @@ from .agent import ActorCritic, NumpyActor
 from .device import select_device
 from .gae import compute_gae as reference_gae
 from .losses import ppo_loss as reference_loss
+from .update import ppo_update as reference_update
 
 
 @dataclass
@@ -58,6 +60,7 @@ class PPOConfig:
     c1: float = 0.5  #: value-loss coefficient
     c2: float = 0.01  #: entropy-bonus coefficient (0 is the pitfall)
     max_grad_norm: float = 0.5  #: clip the global gradient norm at this value
+    target_kl: float = 0.0  #: skip a rollout's remaining epochs once approx KL(old || new) passes this (0: never)
     norm_adv: bool = True  #: normalise advantages per minibatch (zero mean, unit std)
     hidden: int = 64  #: units per hidden layer of the actor and the critic
     device: str = "auto"  #: where the update runs: auto | cpu | cuda (acting stays on the CPU)
@@ -75,7 +78,7 @@ class PPOConfig:
         for name in ("gamma", "lam"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("eps", "c1", "c2", "max_grad_norm", "eval_every"):
+        for name in ("eps", "c1", "c2", "max_grad_norm", "target_kl", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         select_device(self.device)
@@ -205,59 +208,6 @@ def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
     torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
 
 
-def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
-           cfg: PPOConfig, ppo_loss: Callable, generator: torch.Generator) -> None:
-    """K epochs over ``batch`` (flat ``[B]`` tensors) in shuffled minibatches, one Adam step each."""
-    size, params = batch["obs"].shape[0], list(agent.parameters())
-    for _ in range(cfg.epochs):
-        order = torch.randperm(size, generator=generator).to(batch["obs"].device)
-        # shuffle once per epoch, then minibatches are cheap slices (values: for diagnostics only)
-        shuffled = {k: v[order] for k, v in batch.items() if k != "values"}
-        for start in range(0, size, cfg.minibatch_size):
-            mb = {k: v[start:start + cfg.minibatch_size] for k, v in shuffled.items()}
-            adv = mb["adv"]
-            if cfg.norm_adv and len(adv) > 1:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            logp, entropy, values = agent.evaluate(mb["obs"], mb["actions"])
-            loss = ppo_loss(logp, mb["logp"], adv, values, mb["returns"], entropy, eps=cfg.eps, c1=cfg.c1, c2=cfg.c2)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm > 0:
-                clip_grad_norm(params, cfg.max_grad_norm)
-            optimizer.step()
-
-
-@torch.no_grad()
-def diagnostics(agent: ActorCritic, batch: dict[str, torch.Tensor], eps: float) -> dict[str, float]:
-    """What practitioners read after an update, on the whole batch, old policy vs the updated one.
-
-    approx_kl = mean((r - 1) - log r) (an unbiased, non-negative KL(old||new) estimate);
-    clip_fraction = share of transitions with |r - 1| > eps; explained_variance = 1 - Var(R - V)/Var(R)
-    with the rollout's values (1: the critic predicts the returns, 0: no better than a constant).
-    """
-    logp, entropy, _ = agent.evaluate(batch["obs"], batch["actions"])
-    log_ratio = logp - batch["logp"]
-    ratio = log_ratio.exp()
-    var_returns = batch["returns"].var()
-    explained = 1 - (batch["returns"] - batch["values"]).var() / var_returns if var_returns > 0 else torch.tensor(0.0)
-    return {"approx_kl": ((ratio - 1) - log_ratio).mean().item(),
-            "clip_fraction": ((ratio - 1).abs() > eps).float().mean().item(),
-            "explained_variance": float(explained), "entropy": entropy.mean().item()}
-
-
-def evaluate_greedy(actor: NumpyActor, env_id: str, episodes: int = 20, seed: int = 0) -> np.ndarray:
-    """Returns of ``episodes`` greedy episodes (argmax action), run side by side in one vector env."""
-    env = make_env(env_id, episodes)
-    obs, _ = env.reset(seed=seed)
-    returns, alive = np.zeros(episodes), np.ones(episodes, bool)
-    while alive.any():
-        obs, rewards, terminated, truncated, _ = env.step(actor.greedy(obs))
-        returns += rewards * alive
-        alive &= ~(terminated | truncated)
-    env.close()
-    return returns
-
-
 def prepare_batch(agent: ActorCritic, rollout: Rollout, cfg: PPOConfig, compute_gae: Callable,
                   device: torch.device) -> dict[str, torch.Tensor]:
     """The rollout as flat ``[B]`` tensors on ``device``, with log pi_old, V, GAE advantages, returns.
@@ -277,6 +227,63 @@ def prepare_batch(agent: ActorCritic, rollout: Rollout, cfg: PPOConfig, compute_
              "adv": adv.reshape(-1).float(), "returns": returns.reshape(-1).float()}
     valid = torch.as_tensor(rollout.valid, device=device).reshape(-1)
     return {k: v[valid] for k, v in batch.items()}
+
+
+def gradient_step(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
+                  cfg: PPOConfig, ppo_loss: Callable) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """``step(indices, adv)`` for ``ppo_update``: one Adam step on PPO's loss over those transitions."""
+    params = list(agent.parameters())
+
+    def step(indices: torch.Tensor, adv: torch.Tensor) -> None:
+        indices = indices.to(batch["obs"].device)
+        logp, entropy, values = agent.evaluate(batch["obs"][indices], batch["actions"][indices])
+        loss = ppo_loss(logp, batch["logp"][indices], adv, values, batch["returns"][indices], entropy,
+                        eps=cfg.eps, c1=cfg.c1, c2=cfg.c2)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm > 0:
+            clip_grad_norm(params, cfg.max_grad_norm)
+        optimizer.step()
+
+    return step
+
+
+def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], cfg: PPOConfig,
+           ppo_loss: Callable, ppo_update: Callable, generator: torch.Generator) -> dict[str, float]:
+    """Step 3: ``ppo_update``'s K epochs of minibatches on ``batch``; returns its stats (epochs, approx KL, clip fraction)."""
+    @torch.no_grad()
+    def evaluate() -> torch.Tensor:
+        return agent.evaluate(batch["obs"], batch["actions"])[0]
+
+    return ppo_update(batch, gradient_step(agent, optimizer, batch, cfg, ppo_loss), evaluate, epochs=cfg.epochs,
+                      minibatch_size=cfg.minibatch_size, eps=cfg.eps, target_kl=cfg.target_kl or None,
+                      norm_adv=cfg.norm_adv, generator=generator)
+
+
+@torch.no_grad()
+def diagnostics(agent: ActorCritic, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """What practitioners read after an update besides ``ppo_update``'s approx KL and clip fraction.
+
+    explained_variance = 1 - Var(R - V)/Var(R) with the rollout's values (1: the critic predicts the
+    returns, 0: no better than a constant); entropy of the updated policy, averaged over the batch.
+    """
+    _, entropy, _ = agent.evaluate(batch["obs"], batch["actions"])
+    var_returns = batch["returns"].var()
+    explained = 1 - (batch["returns"] - batch["values"]).var() / var_returns if var_returns > 0 else torch.tensor(0.0)
+    return {"explained_variance": float(explained), "entropy": entropy.mean().item()}
+
+
+def evaluate_greedy(actor: NumpyActor, env_id: str, episodes: int = 20, seed: int = 0) -> np.ndarray:
+    """Returns of ``episodes`` greedy episodes (argmax action), run side by side in one vector env."""
+    env = make_env(env_id, episodes)
+    obs, _ = env.reset(seed=seed)
+    returns, alive = np.zeros(episodes), np.ones(episodes, bool)
+    while alive.any():
+        obs, rewards, terminated, truncated, _ = env.step(actor.greedy(obs))
+        returns += rewards * alive
+        alive &= ~(terminated | truncated)
+    env.close()
+    return returns
 
 
 class Stopwatch:
@@ -305,12 +312,12 @@ def log_row(result: TrainResult, step: int, iteration: int, lr: float, clock: St
 
 
 def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_gae, ppo_loss: Callable = reference_loss,
-          callback: Callable[[dict, TrainResult], None] | None = None, progress: bool = False,
+          ppo_update: Callable = reference_update, callback: Callable[[dict, TrainResult], None] | None = None, progress: bool = False,
           agent: ActorCritic | None = None) -> TrainResult:
     """Train PPO with ``config``; returns a TrainResult (agent, logs, episodes, evaluations).
 
-    ``compute_gae`` and ``ppo_loss`` default to the package's references; lesson 04 passes the
-    learner's. ``callback(row, result)`` runs after every iteration (e.g. to redraw a live curve).
+    ``compute_gae``, ``ppo_loss`` and ``ppo_update`` default to the package's references; lesson 04
+    passes the learner's. ``callback(row, result)`` runs after every iteration (e.g. to redraw a live curve).
     ``agent`` continues from given weights (e.g. a loaded checkpoint) instead of a fresh init.
     """
     cfg = config or PPOConfig()
@@ -339,9 +346,9 @@ def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_
             step += per_iteration
             # 2. GAE advantages and returns; 3. K epochs of minibatch updates
             batch = prepare_batch(agent, rollout, cfg, compute_gae, device)
-            update(agent, optimizer, batch, cfg, ppo_loss, generator)
+            stats = update(agent, optimizer, batch, cfg, ppo_loss, ppo_update, generator)
             # 4. log, and evaluate greedily now and then (evaluation time excluded from the clock)
-            stats = diagnostics(agent, batch, cfg.eps)
+            stats |= diagnostics(agent, batch)
             clock.pause()
             row = log_row(result, step, iteration, lr, clock, stats)
             result.logs.append(row)

@@ -36,3 +36,29 @@ class TrimTracebacks(Preprocessor):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
+
+
+STUB_CALL = "raise NotImplementedError()"
+
+
+def stub_message(exercise: str) -> str:
+    """What a learner reads when they run a test before writing the exercise."""
+    return (f"{exercise} is yours to write: replace this line with your code (the docstring above says "
+            "what to return), run the cell, then run the tests below it.")
+
+
+class NameTheStubs(Preprocessor):
+    """After ClearSolutions: each stub raises NotImplementedError naming its exercise and what to do.
+
+    A bare ``NotImplementedError:`` on a test cell tells a newcomer nothing. Runs before the checksums
+    are computed, so the released cell is what nbgrader records.
+    """
+
+    enabled = Bool(True)
+
+    def preprocess_cell(self, cell, resources, index):
+        grading = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and grading.get("solution") and STUB_CALL in cell.source:
+            message = stub_message(grading.get("grade_id", "this exercise"))
+            cell.source = cell.source.replace(STUB_CALL, f"raise NotImplementedError({message!r})")
+        return cell, resources

@@ -22,6 +22,18 @@ def ensure_tools_on_path() -> None:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
 
 
+def released_notebook_steps() -> list:
+    """nbgrader's generate_assignment steps, with the stubs named right after the solutions are cleared."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.preprocessors import ClearSolutions
+
+    from .preprocessors import NameTheStubs
+
+    steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
+    steps.insert(steps.index(ClearSolutions) + 1, NameTheStubs)
+    return steps
+
+
 def nbgrader_config(course_root: Path):
     """The nbgrader configuration the course uses everywhere (release, grading, tests)."""
     from traitlets.config import Config
@@ -32,6 +44,7 @@ def nbgrader_config(course_root: Path):
     config.CourseDirectory.db_url = f"sqlite:///{course_root / 'gradebook.db'}"
     config.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
     config.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    config.GenerateAssignment.preprocessors = released_notebook_steps()
     config.Exchange.assignment_dir = str(course_root)
     return config
 

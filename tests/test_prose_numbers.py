@@ -1,0 +1,120 @@
+"""Every number a lesson's prose quotes is either an input (it appears in the notebook's code) or a
+result (an output of the same notebook, as executed by the tests, prints it at the quoted precision).
+
+So the text cannot drift from what the code computes: change a seed, a hyperparameter or a
+precomputed file, and the sentence that quoted the old number fails here. Numbers that come from a
+long run are quoted from the precomputed file the notebook loads and prints (as lesson 04 does with
+its ablations), never from a live cell whose fast-mode output differs.
+
+What counts as a quoted number: a decimal (0.385, 1.5), a percentage (77%) and a ratio (2.2x).
+Plain integers (500 steps, 20 episodes, lesson 04) are too often labels to check this way.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from conftest import SOLUTIONS, notebooks
+from notebook_execution import executed_copy
+
+DECIMAL_OR_MARKED = re.compile(r"(?<![\w.^{}])(\d+\.\d+|\d+(?=%|x\b|×))(%|x\b|×)?")
+ANY_NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+
+# A number quoted on purpose although no output of the notebook prints it, with the reason.
+ALLOWED: dict[str, dict[str, str]] = {
+}
+
+
+def _outputs_text(cells) -> str:
+    parts = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif output.output_type in ("execute_result", "display_data"):
+                data = output.get("data", {})
+                parts.append(data.get("text/plain", "") + data.get("text/html", ""))
+    return "\n".join(parts)
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(m) for m in ANY_NUMBER.findall(text.replace(",", ""))]
+
+
+def quoted_numbers(markdown: str) -> list[tuple[str, float, int, str]]:
+    """(as written, value, decimals, kind) for each checked number of a markdown cell."""
+    found = []
+    for match in DECIMAL_OR_MARKED.finditer(markdown):
+        digits, kind = match.group(1), match.group(2) or ""
+        decimals = len(digits.split(".")[1]) if "." in digits else 0
+        found.append((match.group(0), float(digits), decimals, {"%": "percent", "": "decimal"}.get(kind, "ratio")))
+    return found
+
+
+def is_backed(value: float, decimals: int, kind: str, inputs: list[float], results: list[float]) -> bool:
+    half_unit = 0.5 * 10 ** -decimals + 1e-9
+    candidates = [value, value / 100] if kind == "percent" else [value]
+    for want in candidates:
+        if any(math.isclose(want, x, rel_tol=1e-12, abs_tol=1e-12) for x in inputs):
+            return True
+        unit = half_unit / 100 if want != value else half_unit
+        if any(abs(abs(x) - want) <= unit for x in results):
+            return True
+    return False
+
+
+def sections(cells) -> list[list[int]]:
+    """Cell indices grouped by the level-2 headings (``## ...``) that open them."""
+    groups: list[list[int]] = [[]]
+    for index, cell in enumerate(cells):
+        if cell.cell_type == "markdown" and re.match(r"\s*## ", cell.source):
+            groups.append([])
+        groups[-1].append(index)
+    return [g for g in groups if g]
+
+
+SUMMARY = re.compile(r"\s*## (What to remember|Summary)", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("notebook", notebooks(SOLUTIONS), ids=lambda p: p.parent.name)
+def test_every_quoted_number_comes_from_the_notebook(notebook):
+    """A number must be shown in its own section (a summary section may quote the whole notebook)."""
+    nb = executed_copy(notebook)
+    inputs = _numbers("\n".join(c.source for c in nb.cells if c.cell_type == "code"))
+    everywhere = _numbers(_outputs_text(nb.cells))
+    allowed = ALLOWED.get(notebook.parent.name, {})
+    unbacked = []
+    for group in sections(nb.cells):
+        summary = bool(SUMMARY.match(nb.cells[group[0]].source))
+        results = everywhere if summary else _numbers(_outputs_text([nb.cells[i] for i in group]))
+        for index in group:
+            cell = nb.cells[index]
+            if cell.cell_type == "markdown":
+                unbacked += _unbacked(index, cell.source, inputs, results, allowed)
+    assert not unbacked, ("numbers in the prose that neither the code nor any output of their section shows "
+                          "(print them, or quote what is printed):\n" + "\n".join(unbacked))
+
+
+def _unbacked(index: int, markdown: str, inputs: list[float], results: list[float], allowed: dict) -> list[str]:
+    unbacked = []
+    for written, value, decimals, kind in quoted_numbers(markdown):
+        if written in allowed or is_backed(value, decimals, kind, inputs, results):
+            continue
+        start = markdown.find(written)
+        context = " ".join(markdown[max(0, start - 60):start + 40].split())
+        unbacked.append(f"cell {index}: {written!r} in ...{context}...")
+    return unbacked
+
+
+def test_the_number_check_can_fail():
+    inputs, results = [0.2, 100_000.0], [0.0213, 0.774, 2.204]
+    assert is_backed(0.021, 3, "decimal", inputs, results)
+    assert is_backed(77, 0, "percent", inputs, results)
+    assert is_backed(2.2, 1, "ratio", inputs, results)
+    assert is_backed(0.2, 1, "decimal", inputs, results)          # an input
+    assert not is_backed(0.17, 2, "decimal", inputs, results)
+    assert not is_backed(15, 0, "percent", inputs, results)
+    assert is_backed(0.02, 2, "decimal", inputs, results)         # 0.0213, quoted to 2 decimals
+    assert not is_backed(0.022, 3, "decimal", inputs, results)
