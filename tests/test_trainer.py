@@ -204,3 +204,26 @@ def test_help_explains_every_option(capsys):
                    "--c2", "--lam", "--gamma", "--anneal-lr", "--out", "--load", "--eval-only", "--eval-every"):
         assert option in text
     assert "(default: CartPole-v1)" in " ".join(text.split())
+
+
+def test_every_config_field_is_an_option_with_its_own_help(capsys):
+    """The CLI is derived from PPOConfig: a field without help text cannot be added by mistake."""
+    import argparse
+    from dataclasses import dataclass, fields
+
+    from ppo_course.commandline import add_config_options
+    from ppo_course.trainer import knob
+
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in fields(PPOConfig):
+        assert " ".join(f.metadata["help"].split()) in text, f"--help does not explain {f.name}"
+
+    @dataclass
+    class Undocumented:
+        documented: int = knob(1, "has help")
+        bare: int = 2
+
+    with pytest.raises(TypeError, match="bare has no help"):
+        add_config_options(argparse.ArgumentParser(), Undocumented)

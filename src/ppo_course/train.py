@@ -11,49 +11,23 @@ from __future__ import annotations
 
 import argparse
 import csv
-import inspect
-import re
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
+from .commandline import OneLineErrorParser, add_config_options
 from .device import DEVICE_CHOICES, describe_device, select_device
 from .trainer import PPOConfig, TrainResult, evaluate_greedy, load_checkpoint, make_env, save_checkpoint, train
 
 
-def _field_help() -> dict[str, str]:
-    """The ``#:`` comment after each PPOConfig field: the config is the one place options are explained."""
-    try:
-        source = inspect.getsource(PPOConfig)
-    except OSError:
-        return {}
-    return dict(re.findall(r"^\s+(\w+): [^=]+=.*?#: (.+)$", source, flags=re.MULTILINE))
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad input is reported in one line (no usage block), with exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """One option per PPOConfig field (``--total-steps`` for ``total_steps``) plus output options."""
-    parser = _Parser(prog="python -m ppo_course.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    helps, defaults = _field_help(), PPOConfig()
-    for f in fields(PPOConfig):
-        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
-        text = f"{helps.get(f.name, f.name)} (default: {default})"
-        if f.name == "env_id":
-            parser.add_argument("--env", dest="env_id", default=default, metavar="ID", help=text)
-        elif isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
-        elif f.name == "device":
-            parser.add_argument(flag, default=default, choices=DEVICE_CHOICES, help=text)
-        else:
-            parser.add_argument(flag, type=type(default), default=default, metavar=type(default).__name__.upper(),
-                                help=text)
+    """One option per PPOConfig field (its help is the field's own) plus the output options."""
+    parser = OneLineErrorParser(prog="python -m ppo_course.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_options(parser, PPOConfig, special={
+        "env_id": {"flags": ["--env"], "metavar": "ID"},
+        "device": {"choices": DEVICE_CHOICES, "type": str, "metavar": None},
+    })
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for curve.csv, curve.png and checkpoint.pt (default: runs/<env>-seed<seed>)")
     parser.add_argument("--load", type=Path, default=None, metavar="CHECKPOINT",

@@ -36,6 +36,11 @@ from .losses import ppo_loss as reference_loss
 from .update import ppo_update as reference_update
 
 
+def knob(default, help: str):
+    """A config field with its one-line explanation (the CLI's --help reads it from the field's metadata)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class PPOConfig:
     """Every knob of the trainer, with the lesson's values where it gives one.
@@ -45,28 +50,29 @@ class PPOConfig:
     K = 4 epochs of 64-sample minibatches at lr 5e-3 solved soonest among the settings that stayed solved.
     """
 
-    env_id: str = "CartPole-v1"  #: a gymnasium id with a Box observation and a Discrete action space
-    seed: int = 0  #: seeds torch, NumPy and the envs: same seed, same curve (on the CPU)
-    total_steps: int = 100_000  #: env steps over all envs (typical 50k-1M)
-    num_envs: int = 8  #: N parallel environments (4-64)
-    num_steps: int = 32  #: T steps per env per rollout; a rollout is N*T transitions (128-4096)
-    epochs: int = 4  #: K passes over each rollout (lesson: 4-10; 30 is the pitfall)
-    minibatch_size: int = 64  #: transitions per gradient step (32-4096)
-    lr: float = 5e-3  #: Adam learning rate (typical 1e-4 - 5e-3; on CartPole 5e-3 solved soonest, 6e-3 was less stable)
-    anneal_lr: bool = True  #: decay the learning rate linearly to 0 over total_steps
-    gamma: float = 0.99  #: discount (0.95-0.999)
-    lam: float = 0.95  #: GAE lambda: 0 = one-step TD (biased), 1 = Monte Carlo (noisy)
-    eps: float = 0.2  #: clip range (lesson: 0.1-0.3; 0.5 is the pitfall)
-    c1: float = 0.5  #: value-loss coefficient
-    c2: float = 0.01  #: entropy-bonus coefficient (0 is the pitfall)
-    max_grad_norm: float = 0.5  #: clip the global gradient norm at this value
-    target_kl: float = 0.0  #: skip a rollout's remaining epochs once approx KL(old || new) passes this (0: never)
-    norm_adv: bool = True  #: normalise advantages per minibatch (zero mean, unit std)
-    hidden: int = 64  #: units per hidden layer of the actor and the critic
-    device: str = "auto"  #: where the update runs: auto | cpu | cuda (acting stays on the CPU)
-    torch_threads: int = 1  #: CPU threads for torch; small nets are fastest on one
-    eval_every: int = 2048  #: greedy evaluation every this many env steps (0: never)
-    eval_episodes: int = 20  #: episodes per greedy evaluation
+    env_id: str = knob("CartPole-v1", "a gymnasium id with a Box observation and a Discrete action space")
+    seed: int = knob(0, "seeds torch, NumPy and the envs: same seed, same curve (on the CPU)")
+    total_steps: int = knob(100_000, "env steps over all envs (typical 50k-1M)")
+    num_envs: int = knob(8, "N parallel environments (4-64)")
+    num_steps: int = knob(32, "T steps per env per rollout; a rollout is N*T transitions (128-4096)")
+    epochs: int = knob(4, "K passes over each rollout (lesson: 4-10; 30 is the pitfall)")
+    minibatch_size: int = knob(64, "transitions per gradient step (32-4096)")
+    lr: float = knob(5e-3, "Adam learning rate (typical 1e-4 - 5e-3; on CartPole 5e-3 solved soonest, 6e-3 was less stable)")
+    anneal_lr: bool = knob(True, "decay the learning rate linearly to 0 over total_steps")
+    gamma: float = knob(0.99, "discount (0.95-0.999)")
+    lam: float = knob(0.95, "GAE lambda: 0 = one-step TD (biased), 1 = Monte Carlo (noisy)")
+    eps: float = knob(0.2, "clip range (lesson: 0.1-0.3; 0.5 is the pitfall)")
+    c1: float = knob(0.5, "value-loss coefficient")
+    c2: float = knob(0.01, "entropy-bonus coefficient (0 is the pitfall)")
+    max_grad_norm: float = knob(0.5, "clip the global gradient norm at this value")
+    target_kl: float = knob(0.0, "skip a rollout's remaining epochs once approx KL(old || new) passes this (0: never)")
+    norm_adv: bool = knob(True, "normalise advantages per minibatch (zero mean, unit std)")
+    hidden: int = knob(64, "units per hidden layer of the actor and the critic")
+    device: str = knob("auto", "where the update runs: auto | cpu | cuda (acting stays on the CPU)")
+    torch_threads: int = knob(1, "CPU threads for torch; small nets are fastest on one")
+    eval_every: int = knob(2048, "greedy evaluation every this many env steps (0: never)")
+    eval_episodes: int = knob(20, "episodes per greedy evaluation")
+
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the first bad value."""

@@ -15,14 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from ..commandline import OneLineErrorParser
 from .paths import LESSONS_DIR, SOLUTIONS_DIR, CourseError, resolve_lessons
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (plus where to look), not the usage block."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def positive(kind):
@@ -100,10 +94,10 @@ def add_grade(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m ppo_course.autograder",
+    parser = OneLineErrorParser(prog="python -m ppo_course.autograder",
                     description="Instructor tools for the PPO course, built on nbgrader: "
                                 "release -> collect -> grade -> feedback -> export.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=OneLineErrorParser)
 
     release = commands.add_parser(
         "release", help="generate the student notebooks (lessons/) from the source notebooks (solutions/)",
