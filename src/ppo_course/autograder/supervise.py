@@ -1,0 +1,133 @@
+"""Process supervision for grading: each submission's worker process, its limits, and its clean-up.
+
+``Workers.run`` starts one worker (forked from a forkserver that imported nbgrader, torch and the
+course once), waits for it under the submission's wall-clock limit, kills it and everything it
+started (kernel, children) when it ends or overruns, and returns the worker's structured outcome
+(``outcome.json``) or a record of why there is none (timed out, exit status). ``grade.py`` decides
+what a submission is worth; this module only keeps processes in hand.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing
+import os
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+from .cgroups import Cgroups
+from .release import ensure_tools_on_path
+
+
+KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ",
+            "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def grading_env() -> dict[str, str]:
+    """The worker's environment: none of the instructor's tokens or settings, no PYTHONPATH."""
+    ensure_tools_on_path()
+    env = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
+    env.update(PPO_COURSE_FAST="1", MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1",
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env
+
+
+PRELOAD = ["nbgrader.apps", "nbgrader.api", "nbgrader.converters", "nbgrader.preprocessors",
+           "jupyter_client", "nbclient", "torch", "numpy", "matplotlib.pyplot", "ipywidgets",
+           "ppo_course.autograder.worker", "ppo_course.autograder.release", "ppo_course.autograder.execute",
+           "ppo_course.importance", "ppo_course.trust_region", "ppo_course.clipping", "ppo_course.trainer", "ppo_course.update",
+           "ppo_course.rlhf", "ppo_course.ablations", "ppo_course.widgets"]
+
+
+@functools.lru_cache(maxsize=None)
+def worker_context():
+    """Workers are forked from a forkserver that imported nbgrader, torch and the course once (fresh,
+    single-threaded: safe to fork); each submission still gets a process, and a kernel, of its own.
+    The server starts here, and imports while the caller prepares the lessons."""
+    from multiprocessing import forkserver
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    forkserver.ensure_running()
+    return context
+
+
+class Workers:
+    """The worker processes in flight (one per submission being graded); ``kill_all`` on Ctrl-C."""
+
+    def __init__(self):
+        self.running: set[multiprocessing.Process] = set()
+        self.lock = threading.Lock()
+
+    def run(self, scratch: Path, timeout: float) -> dict:
+        """Autograde the scratch course in a child process; its outcome, or a timeout/crash record."""
+        from .worker import run_in_child
+
+        family: dict[int, psutil.Process] = {}
+        process = worker_context().Process(target=run_in_child, args=(str(scratch), grading_env()))
+        process.start()
+        with self.lock:
+            self.running.add(process)
+        deadline = time.monotonic() + timeout
+        try:
+            while process.is_alive() and time.monotonic() < deadline:
+                _remember_descendants(process, family)
+                process.join(timeout=0.25)   # returns as soon as the worker ends
+        finally:
+            timed_out = process.is_alive()
+            _kill_all(process, family)  # on time-out, and any kernel or child the worker left behind
+            with self.lock:
+                self.running.discard(process)
+        outcome_path = scratch / "outcome.json"
+        if timed_out:
+            outcome = {"ok": False, "status": "timeout",
+                       "log": f"still running after {timeout:g} s (a loop that ignores interrupts?): killed"}
+        elif outcome_path.exists():
+            outcome = json.loads(outcome_path.read_text())
+        else:
+            outcome = {"ok": False, "status": "error",
+                       "log": f"the grader exited with status {process.exitcode}: " + last_line(scratch)}
+        running = scratch / "running_cell"
+        if "running_cell" not in outcome and running.exists():
+            outcome["running_cell"] = int(running.read_text() or -1)
+        return outcome
+
+    def kill_all(self) -> None:
+        with self.lock:
+            for process in list(self.running):
+                process.kill()  # its thread then kills the kernel and cleans up
+
+
+def _remember_descendants(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:
+    """Remember the worker's descendants (its kernel runs in a session of its own, so no process
+    group covers both); psutil.Process remembers each one's start time, so a reused pid is never hit."""
+    try:
+        for child in psutil.Process(process.pid).children(recursive=True):
+            known.setdefault(child.pid, child)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def _kill_all(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:
+    if process.is_alive():
+        _remember_descendants(process, known)
+        process.kill()
+    alive = []
+    for member in known.values():
+        try:
+            if member.status() != psutil.STATUS_ZOMBIE:
+                member.kill()  # psutil checks it is still the same process
+                alive.append(member)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    process.join()
+    Cgroups.remove_left_by(process.pid)
+
+
+def last_line(scratch: Path) -> str:
+    lines = [line for line in (scratch / "worker.log").read_text(errors="replace").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no output"
