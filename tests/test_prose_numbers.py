@@ -57,7 +57,7 @@ def is_backed(value: float, decimals: int, kind: str, inputs: list[float], resul
     half_unit = 0.5 * 10 ** -decimals + 1e-9
     candidates = [value, value / 100] if kind == "percent" else [value]
     for want in candidates:
-        if any(math.isclose(want, x, rel_tol=1e-12, abs_tol=1e-12) for x in inputs):
+        if any(math.isclose(want, abs(x), rel_tol=1e-12, abs_tol=1e-12) for x in inputs):   # signs are not read
             return True
         unit = half_unit / 100 if want != value else half_unit
         if any(abs(abs(x) - want) <= unit for x in results):
