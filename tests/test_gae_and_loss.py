@@ -190,9 +190,7 @@ def test_package_reference_passes_the_notebook_tests(exercise):
 
     source = inspect.getsource({"compute_gae": ppo_course.gae.compute_gae, "ppo_loss": ppo_course.losses.ppo_loss,
                                 "ppo_update": ppo_course.update.ppo_update}[exercise])
-    prelude = {"ppo_loss": "from ppo_course.losses import value_loss\n",
-               "ppo_update": "from ppo_course.update import approx_kl\n"}.get(exercise, "")
-    run_tests_against(LESSON, exercise, prelude + source)
+    run_tests_against(LESSON, exercise, source)
 
 
 @pytest.mark.parametrize("exercise,name,source", CASES, ids=[f"{e}: {n}" for e, n, _ in CASES])

@@ -51,12 +51,6 @@ def test_surrogate_gradient_at_theta_old_is_the_policy_gradient():
     assert torch.allclose(grad, (score * adv[:, None, None]).mean(0), atol=1e-6)
 
 
-def test_surrogate_treats_old_log_probs_as_data():
-    logp_old = torch.zeros(3, requires_grad=True)
-    importance.surrogate_objective(torch.zeros(3, requires_grad=True), logp_old, torch.ones(3)).backward()
-    assert logp_old.grad is None
-
-
 def test_gaussian_variance_formula_matches_simulation():
     assert importance.gaussian_is_variance(0.0, n_samples=100) == pytest.approx(2.0 / 100)   # Var_p[x^2] = 2
     measured = importance.gaussian_is_trials(0.5, n_samples=20, n_trials=20000, seed=3).var()

@@ -36,7 +36,7 @@ def compute_gae(
     deltas = rewards + gamma * next_values * not_done - values
     advantages = torch.zeros_like(values)
     running = torch.zeros_like(values[0])
-    for t in reversed(range(values.shape[0])):
+    for t in reversed(range(len(values))):
         running = deltas[t] + gamma * lam * not_done[t] * running
         advantages[t] = running
     return advantages, advantages + values

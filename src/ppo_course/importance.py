@@ -41,7 +41,7 @@ def surrogate_objective(logp_new: torch.Tensor, logp_old: torch.Tensor, advantag
 
     ``logp_old`` and ``advantages`` are data from the rollout; gradients flow through ``logp_new`` only.
     """
-    return (probability_ratio(logp_new, logp_old.detach()) * advantages.detach()).mean()
+    return (probability_ratio(logp_new, logp_old) * advantages).mean()
 
 
 def gaussian_is_trials(shift: float, n_samples: int = 100, n_trials: int = 2000, seed: int = 0,

@@ -10,11 +10,6 @@ import torch
 from .clipping import ppo_policy_loss
 
 
-def value_loss(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    """L^V = mean((V(s_t) - R_t)^2): the critic regresses onto the GAE returns (targets are data)."""
-    return (values - returns.detach()).pow(2).mean()
-
-
 def ppo_loss(
     logp_new: torch.Tensor,
     logp_old: torch.Tensor,
@@ -36,5 +31,6 @@ def ppo_loss(
     current values, the GAE returns, and the per-state policy entropy. Minus the entropy, because
     a higher entropy (more exploration) must lower the loss.
     """
-    policy = ppo_policy_loss(logp_new, logp_old, adv, eps)
-    return policy + c1 * value_loss(values, returns) - c2 * entropy.mean()
+    policy_loss = ppo_policy_loss(logp_new, logp_old, adv, eps)
+    value_loss = ((values - returns) ** 2).mean()
+    return policy_loss + c1 * value_loss - c2 * entropy.mean()

@@ -107,7 +107,7 @@ def _print_evals(row: dict, result: TrainResult) -> None:
 
         e = result.evals[-1]
         tqdm.write(f"step {e['step']:>7}: greedy return {e['mean']:6.1f} ± {e['std']:5.1f}   "
-                   f"approx_kl {row['approx_kl']:.4f}  clip_frac {row['clip_fraction']:.3f}  "
+                   f"approx_kl {row['approx_kl']:.4f}  clip_fraction {row['clip_fraction']:.3f}  "
                    f"expl_var {row['explained_variance']:.2f}  entropy {row['entropy']:.3f}")
 
 

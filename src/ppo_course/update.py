@@ -13,12 +13,6 @@ from typing import Callable
 import torch
 
 
-def approx_kl(logp_old: torch.Tensor, logp_new: torch.Tensor) -> torch.Tensor:
-    """mean((r - 1) - log r), r = pi_new / pi_old: an unbiased, never negative estimate of KL(old || new)."""
-    log_ratio = logp_new - logp_old
-    return (log_ratio.exp() - 1 - log_ratio).mean()
-
-
 def ppo_update(
     batch: dict[str, torch.Tensor],
     step: Callable[[torch.Tensor, torch.Tensor], None],
@@ -35,7 +29,8 @@ def ppo_update(
     ``batch["adv"]`` holds the GAE advantages and ``batch["logp"]`` log pi_old of the taken actions,
     one entry per transition. ``step(indices, adv)`` takes one gradient step on those transitions with
     those (normalised) advantages. ``evaluate()`` returns log pi_theta of every transition under the
-    current policy. After each epoch the approximate KL(old || new) is measured on the whole batch;
+    current policy. After each epoch the approximate KL(old || new), mean((r - 1) - log r) (unbiased,
+    never negative), is measured on the whole batch;
     above ``target_kl`` the remaining epochs are skipped. Returns the epochs run, the final approx KL
     and the clip fraction (share of transitions with |r - 1| > eps).
     """
@@ -48,9 +43,9 @@ def ppo_update(
             if norm_adv and len(adv) > 1:
                 adv = (adv - adv.mean()) / (adv.std() + 1e-8)
             step(indices, adv)
-        logp = evaluate()
-        kl = approx_kl(batch["logp"], logp)
-        if target_kl is not None and kl > target_kl:
+        log_ratio = evaluate() - batch["logp"]
+        approx_kl = (log_ratio.exp() - 1 - log_ratio).mean()
+        if target_kl is not None and approx_kl > target_kl:
             break
-    ratio = (logp - batch["logp"]).exp()
-    return {"epochs": epoch, "approx_kl": float(kl), "clip_fraction": float(((ratio - 1).abs() > eps).float().mean())}
+    clip_fraction = ((log_ratio.exp() - 1).abs() > eps).float().mean()
+    return {"epochs": epoch, "approx_kl": float(approx_kl), "clip_fraction": float(clip_fraction)}
