@@ -107,4 +107,7 @@ def _format(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     array = _as_array(value)
+    if np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+        array = array.astype(np.int64)   # counts print as counts: [1, 2, 6], not [1.0, 2.0, 6.0]
+        return str(array.tolist())
     return f"{float(array):.4g}" if array.ndim == 0 else str(np.round(array, 3).tolist())
