@@ -1,14 +1,16 @@
 """Unit tests of ppo_course.rlhf (lesson 05's toy RLHF) and of its slider, BetaExplorer."""
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict
 
 import pytest
 import torch
 
-from conftest import SOLUTIONS
 from ppo_course import rlhf
 from ppo_course.widgets.beta_explorer import BetaExplorer
+
+from conftest import SOLUTIONS
 
 SWEEP_FILE = SOLUTIONS / "05-ppo-for-rlhf" / "beta_sweep.json"
 
@@ -101,6 +103,19 @@ def test_finetune_uses_the_functions_it_is_given_and_is_seeded(small_reference, 
     assert len(first.samples) == 3 * len(rlhf.PROMPT_WORDS)
 
 
+def test_update_is_lesson_04s_loop_over_completions(small_reference):
+    config = rlhf.RLHFConfig(prompts_per_batch=4, group_size=4, epochs=3, minibatches=2)
+    gen = torch.Generator().manual_seed(0)
+    policy = copy.deepcopy(small_reference).requires_grad_(True)
+    rollout = rlhf.collect(policy, small_reference, rlhf.RewardModel(), config, gen, rlhf.kl_penalized_reward)
+    rollout = rlhf.grpo_advantages(rollout, config.group_size, rlhf.group_relative_advantages)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr)
+    stats = rlhf.update(policy, optimizer, rollout, config, gen)
+    steps = int(optimizer.state[next(policy.parameters())]["step"])
+    assert steps == config.epochs * config.minibatches, f"expected K * minibatches = 6 Adam steps, got {steps}"
+    assert stats["epochs"] == config.epochs and stats["approx_kl"] >= 0 and 0 <= stats["clip_fraction"] <= 1, stats
+
+
 def test_finetune_rejects_an_unknown_method(small_reference):
     with pytest.raises(ValueError, match="'dqn'"):
         rlhf.finetune(small_reference, rlhf.RewardModel(), rlhf.RLHFConfig(iterations=1), method="dqn")
@@ -139,7 +154,8 @@ def test_beta_explorer_redraws_for_the_chosen_beta():
 
 def test_a_missing_sweep_is_recomputed_and_stored(tmp_path, monkeypatch):
     stored = rlhf.load_sweep(SWEEP_FILE)
-    monkeypatch.setattr(rlhf, "beta_sweep", lambda: stored)   # the real one is the CLI's, tested by its output file
+    # load_or_run_sweep calls the sweep module's beta_sweep; the real one is the CLI's, tested by its output file
+    monkeypatch.setattr(rlhf.sweep, "beta_sweep", lambda: stored)
     path = tmp_path / "beta_sweep.json"
     assert rlhf.load_or_run_sweep(path)["runs"] == stored["runs"]
     assert path.exists() and rlhf.load_or_run_sweep(path)["runs"][0].beta == 0.0
