@@ -14,7 +14,7 @@ def clipped_surrogate(ratio: torch.Tensor, adv: torch.Tensor, eps: float = 0.2) 
     ``ratio`` and ``adv`` broadcast against each other; the result has their broadcast shape.
     The min keeps the more pessimistic term, which is why the clip caps gains but not losses.
     """
-    return torch.minimum(ratio * adv, torch.clamp(ratio, 1.0 - eps, 1.0 + eps) * adv)
+    return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv)
 
 
 def clip_is_active(ratio: torch.Tensor, adv: torch.Tensor, eps: float = 0.2) -> torch.Tensor:
@@ -24,7 +24,7 @@ def clip_is_active(ratio: torch.Tensor, adv: torch.Tensor, eps: float = 0.2) -> 
     unclipped term still carries the gradient, so the inequalities are strict. (Where A == 0 the
     objective is flat for every r, but not because of the clip: the mask is False there.)
     """
-    return ((adv > 0) & (ratio > 1.0 + eps)) | ((adv < 0) & (ratio < 1.0 - eps))
+    return ((adv > 0) & (ratio > 1 + eps)) | ((adv < 0) & (ratio < 1 - eps))
 
 
 def ppo_policy_loss(
@@ -33,7 +33,7 @@ def ppo_policy_loss(
     """The scalar policy loss to minimise: minus the mean clipped surrogate.
 
     The ratio comes from log-probabilities, r = exp(logp_new - logp_old), which is stabler than
-    dividing probabilities. ``logp_old`` is data from the rollout: no gradient flows into it.
+    dividing probabilities. ``logp_old`` is data from the rollout, computed without gradients.
     """
-    ratio = torch.exp(logp_new - logp_old.detach())
+    ratio = torch.exp(logp_new - logp_old)
     return -clipped_surrogate(ratio, adv, eps).mean()
