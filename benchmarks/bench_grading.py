@@ -87,7 +87,8 @@ def run_stock(root: Path, students: dict) -> tuple[float, dict[str, float]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=40, help="class size (default: %(default)s)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="our parallel graders (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="our parallel graders (default: %(default)s)")
     parser.add_argument("--mixed", action="store_true", help="a mixed class instead of correct submissions")
     args = parser.parse_args()
     students = synthetic_class(args.students, args.mixed)

@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="seeds are FIRST..FIRST+N-1 (default 0; the defaults were tuned on 0-9, so check others)")
     parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000)")
     parser.add_argument("--threads-ours", type=int, default=1, help="torch threads for our trainer (default 1)")
-    parser.add_argument("--threads-sb3", type=int, default=1, help="torch threads for SB3 (default 1, its fastest here)")
+    parser.add_argument("--threads-sb3", type=int, default=1,
+                        help="torch threads for SB3 (default 1, its fastest here)")
     args = parser.parse_args(argv)
     runners = {"ours": lambda s: run_ours(s, args.budget, args.threads_ours),
                "SB3 zoo": lambda s: run_sb3(s, args.budget, args.threads_sb3)}
@@ -132,9 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         for name in order:
             summary = summarise(runners[name](seed))
             rows[name].append(summary)
-            print(f"seed {seed:2d} {name:8s} solved@{summary['steps']} in {summary['wall'] and round(summary['wall'], 2)}s"
+            print(f"seed {seed:2d} {name:8s} solved@{summary['steps']}"
+                  f" in {summary['wall'] and round(summary['wall'], 2)}s"
                   f" stays@{summary['stays']} final={summary['final']:.1f} sps={summary['sps']:.0f}", flush=True)
-    print(f"\n{args.seeds} seeds ({args.first_seed}-{args.first_seed + args.seeds - 1}), budget {args.budget} env steps, eval every {EVAL_EVERY} steps x {EVAL_EPISODES} "
+    print(f"\n{args.seeds} seeds ({args.first_seed}-{args.first_seed + args.seeds - 1}), "
+          f"budget {args.budget} env steps, eval every {EVAL_EVERY} steps x {EVAL_EPISODES} "
           f"greedy episodes (excluded from time); torch {torch.__version__}, {time.time() - started:.0f} s in all\n")
     print_table(rows)
 

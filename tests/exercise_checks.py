@@ -92,4 +92,5 @@ def assert_rejected(lesson: str, exercise: str, answer: str, test_id: str | None
         if hint is not None:
             assert hint.lower() in message.lower(), f"the hint should mention {hint!r}; it says:\n{message}"
         return message
-    raise AssertionError(f"the {'visible ' if visible_only else ''}tests of {exercise} accepted a wrong answer:\n{answer}")
+    raise AssertionError(f"the {'visible ' if visible_only else ''}tests of {exercise} "
+                         f"accepted a wrong answer:\n{answer}")

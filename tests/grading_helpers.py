@@ -11,8 +11,9 @@ from typing import Callable, Mapping
 
 import nbformat
 
-from conftest import LESSONS, SOLUTIONS
 from ppo_course.autograder.release import nbgrader_config
+
+from conftest import LESSONS, SOLUTIONS
 
 SOLUTION_BLOCK = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)
 HIDDEN_BLOCK = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)

@@ -10,7 +10,6 @@ delegation to the course's references (``delegating_answers``).
 """
 from __future__ import annotations
 
-
 # ---------------------------------------------------------------- on the learner's interpreter
 
 GLOBAL_TRICKS = {

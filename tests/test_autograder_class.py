@@ -19,10 +19,11 @@ import zipfile
 import nbformat
 import pytest
 
-from conftest import LESSONS, SOLUTIONS
-from grading_helpers import hidden_test_lines, solution_answers, submission, with_edit
 from ppo_course.autograder.cli import main
 from ppo_course.autograder.course import safe_id
+
+from conftest import LESSONS, SOLUTIONS
+from grading_helpers import hidden_test_lines, solution_answers, submission, with_edit
 
 LESSON = "03-clipped-surrogate"
 FULL = {"clipped_surrogate_tests": 4.0, "clip_is_active_tests": 3.0, "ppo_policy_loss_tests": 3.0}
@@ -212,7 +213,8 @@ def test_repairs_are_reported(graded_class):
     assert "clipped_surrogate: answer found by function name (cell" in notes["108"]
     assert "not named .ipynb" in notes["109"]
     assert "(the lesson's notebook is 03-clipped-surrogate.ipynb)" in notes["116"] and "Copy" in notes["116"]
-    for repair in ("clipped_surrogate_tests edited", "clip_is_active_tests missing", "ppo_policy_loss_tests duplicated"):
+    for repair in ("clipped_surrogate_tests edited", "clip_is_active_tests missing",
+                   "ppo_policy_loss_tests duplicated"):
         assert repair in notes["110"]
 
 

@@ -10,16 +10,18 @@ import zipfile
 import nbformat
 import pytest
 
-from conftest import LESSONS, SOLUTIONS
-from grading_helpers import solution_answers, submission
 from ppo_course.autograder.cli import main
 from ppo_course.autograder.contract import read_contract
 from ppo_course.autograder.rebuild import SubmissionError, find_answer, is_stub, rebuild
 
+from conftest import LESSONS, SOLUTIONS
+from grading_helpers import solution_answers, submission
+
 LESSON = "03-clipped-surrogate"
 CONTRACT = read_contract(SOLUTIONS / LESSON / f"{LESSON}.ipynb")
 RELEASED = nbformat.read(LESSONS / LESSON / f"{LESSON}.ipynb", as_version=4)
-STUB = "def clip_is_active(ratio, adv, eps=0.2):\n    '''doc'''\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
+STUB = ("def clip_is_active(ratio, adv, eps=0.2):\n    '''doc'''\n"
+        "    # YOUR CODE HERE\n    raise NotImplementedError()\n")
 
 
 def test_contract_of_lesson_03():
@@ -161,8 +163,8 @@ def test_console_entry_point_help_and_error():
     assert (run.returncode, run.stderr) == (2, "error: no course directory at /nonexistent (run `collect` first)\n")
     helps = subprocess.run([sys.executable, "-m", "ppo_course.autograder", "grade", "--help"],
                            capture_output=True, text=True).stdout
-    for option in ("--course", "--jobs", "--cell-timeout", "--timeout", "--memory-gb", "--max-processes", "--scratch-mb",
-                   "--no-sandbox", "--student", "--force"):
+    for option in ("--course", "--jobs", "--cell-timeout", "--timeout", "--memory-gb", "--max-processes",
+                   "--scratch-mb", "--no-sandbox", "--student", "--force"):
         assert option in helps
 
 
@@ -191,7 +193,8 @@ def test_helpers_from_the_learners_own_cells_are_carried_into_the_answer():
               "def _pick_smaller(a, b):\n    return T.minimum(a, b)\n\nprint('scratch work that must not run')")
     answer = ("def clipped_surrogate(ratio, adv, eps=0.2):\n"
               "    return _pick_smaller(ratio * adv, _clip(ratio, eps) * adv)")
-    stub_index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "clipped_surrogate")
+    stub_index = next(i for i, c in enumerate(nb.cells)
+                      if c.metadata.get("nbgrader", {}).get("grade_id") == "clipped_surrogate")
     nb.cells[stub_index].source = answer
     nb.cells.insert(stub_index, nbformat.v4.new_code_cell(helper))
     nb.cells.insert(0, nbformat.v4.new_code_cell("def unused():\n    return 1"))

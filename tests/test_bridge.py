@@ -215,8 +215,8 @@ def test_the_grader_answers_nothing_but_its_own_callables():
     peer = Peer(grader_end, accept={"call", "vjp"}, namespace={"secret": lambda: "hidden"})
     handle = peer.register(lambda x: x + 1)
     peer.revoke(handle)
-    requests = [{"op": "call_name", "name": "secret", "value": [{"$": "tuple", "items": []}, {"$": "dict", "items": []}],
-                 "tensors": []},
+    requests = [{"op": "call_name", "name": "secret",
+                 "value": [{"$": "tuple", "items": []}, {"$": "dict", "items": []}], "tensors": []},
                 {"op": "call", "handle": handle, "value": [], "tensors": []},
                 {"op": "vjp", "graph": 12345, "value": [], "tensors": []},
                 {"op": "swap", "name": "assert_close", "handle": 1}]

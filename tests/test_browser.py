@@ -156,8 +156,9 @@ def test_moving_r_redraws_only_the_markers_and_changes_the_picture(monkeypatch):
 
     explorer.r.value = 1.5
     markers = {id(p.point) for p in explorer.panels}
-    assert {id(a) for a in drawn} == markers and not full_draws, \
-        f"moving r drew {[type(a).__name__ for a in drawn]} (and {len(full_draws)} full draws): only the dots should move"
+    assert {id(a) for a in drawn} == markers and not full_draws, (
+        f"moving r drew {[type(a).__name__ for a in drawn]} (and {len(full_draws)} full draws): "
+        "only the dots should move")
     assert explorer.figure.widget.value != before, "moving r must change the picture"
     assert "r = 1.50" in explorer.readout.value, "the readout must show the new r"
 

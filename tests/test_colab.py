@@ -17,8 +17,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import LESSONS, REPO, SOLUTIONS, notebooks
 from ppo_course import links
+
+from conftest import LESSONS, REPO, SOLUTIONS, notebooks
 
 NOTEBOOKS = notebooks(SOLUTIONS) + notebooks(LESSONS)
 READMES = [REPO / "README.md"]
@@ -145,7 +146,8 @@ def check_installs_once_and_enables_widgets(source: str, pip: FakePip, output) -
     run_cell(source)
     assert len(pip.calls) == 1, f"expected one pip install on a fresh Colab, got {pip.calls}"
     command = pip.calls[0]
-    assert command[:4] == [sys.executable, "-m", "pip", "install"], f"pip should run from the kernel's Python: {command}"
+    assert command[:4] == [sys.executable, "-m", "pip", "install"], \
+        f"pip should run from the kernel's Python: {command}"
     assert links.PACKAGE_SPEC in command, f"installs {command}, not {links.PACKAGE_SPEC}"
     assert not any("torch" in part for part in command), f"must not reinstall torch (Colab has it): {command}"
     assert not {"-U", "--upgrade", "--force-reinstall"} & set(command), \

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from exercise_checks import assert_rejected, function_answer, run_tests_against
-from grading_helpers import solution_answers
 from ppo_course.gae import compute_gae
 from ppo_course.losses import ppo_loss
+
+from exercise_checks import assert_rejected, function_answer, run_tests_against
+from grading_helpers import solution_answers
 
 LESSON = "04-ppo-cartpole"
 
@@ -41,7 +42,8 @@ WRONG_GAE = {
     "lets the advantage flow back across an episode end": gae_body(carry="gamma * lam"),
     "off by one: V(s_t) as the next value": gae_body(next_values="values"),
     "off by one: next value two steps ahead": gae_body(next_values="torch.cat([values[2:], last[None], last[None]])"),
-    "off by one: dones of the previous step": gae_body(carry="gamma * lam * torch.cat([torch.ones_like(not_done[:1]), not_done[:-1]])[t]"),
+    "off by one: dones of the previous step": gae_body(
+        carry="gamma * lam * torch.cat([torch.ones_like(not_done[:1]), not_done[:-1]])[t]"),
     "gamma and lambda swapped": gae_body(delta="rewards + lam * next_values * not_done - values"),
     "gamma and lambda swapped everywhere": gae_body(delta="rewards + lam * next_values * not_done - values",
                                                     carry="lam * gamma * not_done[t]").replace(
@@ -59,15 +61,19 @@ def loss_answer(body: str) -> str:
 
 POLICY = "policy = ppo_policy_loss(logp_new, logp_old, adv, eps)\n"
 WRONG_LOSS = {
-    "wrong sign on the value term": POLICY + "return policy - c1 * ((values - returns) ** 2).mean() - c2 * entropy.mean()",
-    "wrong sign on the entropy term": POLICY + "return policy + c1 * ((values - returns) ** 2).mean() + c2 * entropy.mean()",
+    "wrong sign on the value term":
+        POLICY + "return policy - c1 * ((values - returns) ** 2).mean() - c2 * entropy.mean()",
+    "wrong sign on the entropy term":
+        POLICY + "return policy + c1 * ((values - returns) ** 2).mean() + c2 * entropy.mean()",
     "missing c1": POLICY + "return policy + ((values - returns) ** 2).mean() - c2 * entropy.mean()",
     "missing c2": POLICY + "return policy + c1 * ((values - returns) ** 2).mean() - entropy.mean()",
-    "hard-coded coefficients": POLICY + "return policy + 0.5 * ((values - returns) ** 2).mean() - 0.01 * entropy.mean()",
+    "hard-coded coefficients":
+        POLICY + "return policy + 0.5 * ((values - returns) ** 2).mean() - 0.01 * entropy.mean()",
     "policy term maximised": POLICY + "return -policy + c1 * ((values - returns) ** 2).mean() - c2 * entropy.mean()",
     "absolute value error": POLICY + "return policy + c1 * (values - returns).abs().mean() - c2 * entropy.mean()",
     "sum instead of mean": POLICY + "return policy + c1 * ((values - returns) ** 2).sum() - c2 * entropy.sum()",
-    "value gradient cut": POLICY + "return policy + c1 * ((values.detach() - returns) ** 2).mean() - c2 * entropy.mean()",
+    "value gradient cut":
+        POLICY + "return policy + c1 * ((values.detach() - returns) ** 2).mean() - c2 * entropy.mean()",
     "eps not passed on": "policy = ppo_policy_loss(logp_new, logp_old, adv)\n"
                          "return policy + c1 * ((values - returns) ** 2).mean() - c2 * entropy.mean()",
 }
@@ -106,9 +112,12 @@ def update_body(shuffle: str = "order = torch.randperm(size, generator=generator
 WRONG_UPDATE = {
     "shuffles once, not every epoch": update_body(shuffle="pass"),
     "never shuffles": update_body(shuffle="order = torch.arange(size)"),
-    "drops the last, smaller minibatch": update_body(minibatches="range(0, size - minibatch_size + 1, minibatch_size)"),
-    "minibatch count by floor division": update_body(minibatches="range(0, (size // minibatch_size) * minibatch_size, minibatch_size)"),
-    "normalises over the whole batch": update_body(normalise="(adv - batch['adv'].mean()) / (batch['adv'].std() + 1e-8)"),
+    "drops the last, smaller minibatch": update_body(
+        minibatches="range(0, size - minibatch_size + 1, minibatch_size)"),
+    "minibatch count by floor division": update_body(
+        minibatches="range(0, (size // minibatch_size) * minibatch_size, minibatch_size)"),
+    "normalises over the whole batch": update_body(
+        normalise="(adv - batch['adv'].mean()) / (batch['adv'].std() + 1e-8)"),
     "population std": update_body(normalise="(adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)"),
     "forgets to subtract the mean": update_body(normalise="adv / (adv.std() + 1e-8)"),
     "normalises a minibatch of one (NaN)": update_body(guard="norm_adv"),

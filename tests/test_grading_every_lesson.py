@@ -11,12 +11,13 @@ import re
 
 import nbformat
 import pytest
+from test_grading_round_trips import MISTAKES
 
-from grading_helpers import hidden_test_lines, points, solution_answers, submission, with_edit
 from ppo_course.autograder.course import Course
 from ppo_course.autograder.feedback import feedback
 from ppo_course.autograder.grade import Limits, grade
-from test_grading_round_trips import MISTAKES
+
+from grading_helpers import hidden_test_lines, points, solution_answers, submission, with_edit
 
 LESSONS = list(MISTAKES)
 
@@ -26,8 +27,8 @@ def graded_course(tmp_path_factory, sandbox):
     course = Course(tmp_path_factory.mktemp("every-lesson") / "course")
     for lesson, (exercise, correct, wrong) in MISTAKES.items():
         answers = solution_answers(lesson)
-        for student, chosen in (("perfect", answers), ("blank", {}),
-                                ("mistaken", with_edit(answers, exercise, lambda s: s.replace(correct, wrong)))):
+        mistaken = with_edit(answers, exercise, lambda s, correct=correct, wrong=wrong: s.replace(correct, wrong))
+        for student, chosen in (("perfect", answers), ("blank", {}), ("mistaken", mistaken)):
             folder = course.submitted / student / lesson
             folder.mkdir(parents=True)
             nbformat.write(submission(lesson, chosen), folder / f"{lesson}.ipynb")

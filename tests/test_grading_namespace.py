@@ -14,9 +14,10 @@ import builtins
 import nbformat
 import pytest
 
-from conftest import SOLUTIONS
 from ppo_course.autograder.contract import is_answer_cell, is_test_cell, read_contract
 from ppo_course.autograder.execute import is_setup_cell, python_lines
+
+from conftest import SOLUTIONS
 
 LESSONS = sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name[:2].isdigit())
 

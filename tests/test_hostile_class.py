@@ -24,12 +24,13 @@ import nbformat
 import psutil
 import pytest
 
-from conftest import REPO
-from grading_helpers import hidden_test_lines, points, solution_answers, submission, with_edit
-import hostile
 from ppo_course.autograder.cgroups import Cgroups
 from ppo_course.autograder.course import Course
 from ppo_course.autograder.grade import Limits, grade, summary
+
+import hostile
+from conftest import REPO
+from grading_helpers import hidden_test_lines, points, solution_answers, submission, with_edit
 
 LESSONS = {
     # lesson: (reference module, {answer_id: (correct fragment, realistic mistake)}); the rest stay correct
@@ -49,7 +50,8 @@ MEMORY_GB = 1.0
 def wrong_answers(lesson: str) -> dict[str, str]:
     answers = solution_answers(lesson)
     for answer_id, (correct, mistake) in LESSONS[lesson][1].items():
-        answers = with_edit(answers, answer_id, lambda source: source.replace(correct, mistake))
+        answers = with_edit(answers, answer_id,
+                            lambda source, correct=correct, mistake=mistake: source.replace(correct, mistake))
     return answers
 
 

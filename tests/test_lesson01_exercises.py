@@ -53,7 +53,8 @@ WRONG_ANSWERS = {
         "REINFORCE pseudo-objective (log pi times A)": "return (logp_new * advantages).mean()",
         "per-sample values, not a scalar": "return probability_ratio(logp_new, logp_old) * advantages",
         "gradient cut": "return (probability_ratio(logp_new.detach(), logp_old) * advantages).mean()",
-        "clipped ratio (lesson 03 too early)": "return (torch.clamp(probability_ratio(logp_new, logp_old), 0.8, 1.2) * advantages).mean()",
+        "clipped ratio (lesson 03 too early)":
+            "return (torch.clamp(probability_ratio(logp_new, logp_old), 0.8, 1.2) * advantages).mean()",
         "mean of r times mean of A": "return probability_ratio(logp_new, logp_old).mean() * advantages.mean()",
     },
 }
@@ -84,8 +85,8 @@ VISIBLE_WRONG_ANSWERS = {
         "torch.mean without dim": ("return torch.mean(p_x / q_x * f_x)", "averages everything"),
         "mean over the first dimension": ("return (p_x / q_x * f_x).mean(dim=0)", "dim=0"),
         "self-normalised estimate": ("w = p_x / q_x\nreturn (w * f_x).sum(dim=-1) / w.sum(dim=-1)", "self-normalised"),
-        "weights rescaled to mean 1": ("w = p_x / q_x\nw = w / w.mean(dim=-1, keepdim=True)\nreturn (w * f_x).mean(dim=-1)",
-                                       "self-normalised"),
+        "weights rescaled to mean 1": ("w = p_x / q_x\nw = w / w.mean(dim=-1, keepdim=True)\n"
+                                       "return (w * f_x).mean(dim=-1)", "self-normalised"),
         "sum divided by len (counts rows)": ("return (p_x / q_x * f_x).sum(dim=-1) / len(f_x)", "len(x)"),
         "sum divided by numel": ("return (p_x / q_x * f_x).sum(dim=-1) / f_x.numel()", "numel()"),
         "keepdim=True": ("return (p_x / q_x * f_x).mean(dim=-1, keepdim=True)", "0-dim"),
@@ -96,7 +97,8 @@ VISIBLE_WRONG_ANSWERS = {
     "probability_ratio": {
         "inverted (old over new)": ("return torch.exp(logp_old - logp_new)", "inverted"),
         "no exp (log-ratio)": ("return logp_new - logp_old", "exponentiate"),
-        "difference of probabilities": ("return torch.exp(logp_new) - torch.exp(logp_old)", "difference of probabilities"),
+        "difference of probabilities": ("return torch.exp(logp_new) - torch.exp(logp_old)",
+                                        "difference of probabilities"),
         "exp of the sum": ("return torch.exp(logp_new + logp_old)", "difference"),
         "quotient of log-probabilities": ("return logp_new / logp_old", "quotient"),
         "divides probabilities (underflows)": ("return torch.exp(logp_new) / torch.exp(logp_old)", "underflows"),
@@ -114,7 +116,8 @@ VISIBLE_WRONG_ANSWERS = {
     "surrogate_objective": {
         "sum instead of mean": ("return (probability_ratio(logp_new, logp_old) * advantages).sum()", "summed"),
         "dot product (a sum)": ("return probability_ratio(logp_new, logp_old) @ advantages", "summed"),
-        "returns the loss (minus L)": ("return -(probability_ratio(logp_new, logp_old) * advantages).mean()", "minus L"),
+        "returns the loss (minus L)": ("return -(probability_ratio(logp_new, logp_old) * advantages).mean()",
+                                       "minus L"),
         "forgets the ratio": ("return advantages.mean()", "its own ratio"),
         "no exp (log-ratio times A)": ("return ((logp_new - logp_old) * advantages).mean()", "log-ratio"),
         "inverted ratio": ("return (probability_ratio(logp_old, logp_new) * advantages).mean()", "inverted"),
@@ -158,7 +161,8 @@ ALTERNATIVE_CORRECT_ANSWERS = {
                     "weights from log-densities": "w = torch.exp(torch.log(p_x) - torch.log(q_x))\n"
                                                   "return (w * f_x).mean(dim=-1)"},
     "probability_ratio": {"log-space subtraction via torch.sub": "return torch.sub(logp_new, logp_old).exp()",
-                          "old log-probabilities detached (they are data)": "return torch.exp(logp_new - logp_old.detach())"},
+                          "old log-probabilities detached (they are data)":
+                              "return torch.exp(logp_new - logp_old.detach())"},
     "surrogate_objective": {"inline ratio": "return torch.mean(torch.exp(logp_new - logp_old) * advantages)",
                             "data detached": "r = probability_ratio(logp_new, logp_old.detach())\n"
                                              "return (r * advantages.detach()).mean()"},

@@ -40,7 +40,8 @@ WRONG_ANSWERS = {
         "modifies rewards in place": "rewards -= beta * (logp_policy - logp_reference)\nreturn rewards",
         "log-ratio clamped at 0": "return rewards - beta * (logp_policy - logp_reference).clamp(min=0)",
         "reward copied to every token": "return rewards.sum(-1, keepdim=True) - beta * (logp_policy - logp_reference)",
-        "mean KL on every token, padding too": "return rewards - beta * (logp_policy - logp_reference).mean(-1, keepdim=True)",
+        "mean KL on every token, padding too":
+            "return rewards - beta * (logp_policy - logp_reference).mean(-1, keepdim=True)",
         "batch-mean KL on every token": "return rewards - beta * (logp_policy - logp_reference).mean()",
         "penalty only on the last token": "return rewards - beta * (logp_policy - logp_reference) * (rewards != 0)",
         "whole KL charged on the last token": "kl = (logp_policy - logp_reference).sum(-1, keepdim=True)\n"
@@ -64,9 +65,11 @@ WRONG_ANSWERS = {
                                            "return torch.where(s > 0, (g - m) / s, torch.zeros_like(g)).reshape(-1)",
         "hard-codes groups of 4": "g = rewards.reshape(-1, 4)\nm, s = g.mean(1, keepdim=True), g.std(1, keepdim=True)\n"
                                   "return torch.where(s > 0, (g - m) / s, torch.zeros_like(g)).reshape(-1)",
-        "returns [n_groups, G]": "g = rewards.reshape(-1, group_size)\nm, s = g.mean(1, keepdim=True), g.std(1, keepdim=True)\n"
+        "returns [n_groups, G]": "g = rewards.reshape(-1, group_size)\n"
+                                 "m, s = g.mean(1, keepdim=True), g.std(1, keepdim=True)\n"
                                  "return torch.where(s > 0, (g - m) / s, torch.zeros_like(g))",
-        "ties give 1 instead of 0": "g = rewards.reshape(-1, group_size)\nm, s = g.mean(1, keepdim=True), g.std(1, keepdim=True)\n"
+        "ties give 1 instead of 0": "g = rewards.reshape(-1, group_size)\n"
+                                    "m, s = g.mean(1, keepdim=True), g.std(1, keepdim=True)\n"
                                     "return torch.where(s > 0, (g - m) / s, torch.ones_like(g)).reshape(-1)",
         "ranks instead of rewards": "g = rewards.reshape(-1, group_size).argsort(1).argsort(1).double()\n"
                                     "m, s = g.mean(1, keepdim=True), g.std(1, keepdim=True)\n"
@@ -79,12 +82,14 @@ WRONG_ANSWERS = {
                                            "return torch.where(s > 0, (g - m) / s, torch.zeros_like(g)).reshape(-1)",
         "batch mean, group std": "g = rewards.reshape(-1, group_size)\ns = g.std(1, keepdim=True)\n"
                                  "return torch.where(s > 0, (g - rewards.mean()) / s, torch.zeros_like(g)).reshape(-1)",
-        "divides by the variance": "g = rewards.reshape(-1, group_size)\nm, v = g.mean(1, keepdim=True), g.var(1, keepdim=True)\n"
+        "divides by the variance": "g = rewards.reshape(-1, group_size)\n"
+                                   "m, v = g.mean(1, keepdim=True), g.var(1, keepdim=True)\n"
                                    "return torch.where(v > 0, (g - m) / v, torch.zeros_like(g)).reshape(-1)",
         "std plus a large eps": "g = rewards.reshape(-1, group_size)\n"
                                 "return ((g - g.mean(1, keepdim=True)) / (g.std(1, keepdim=True) + 0.1)).reshape(-1)",
-        "ties give nan (nan_to_num forgotten)": "g = rewards.reshape(-1, group_size)\ns = g.std(1, keepdim=True)\n"
-                                                "return torch.where(s > 0, (g - g.mean(1, keepdim=True)) / s, s / s).reshape(-1)",
+        "ties give nan (nan_to_num forgotten)":
+            "g = rewards.reshape(-1, group_size)\ns = g.std(1, keepdim=True)\n"
+            "return torch.where(s > 0, (g - g.mean(1, keepdim=True)) / s, s / s).reshape(-1)",
     },
 }
 
@@ -147,10 +152,12 @@ VISIBLE_WRONG_ANSWERS = {
                                             "m, s = g.mean(0, keepdim=True), g.std(1, keepdim=True)\n"
                                             "return torch.where(s > 0, (g - m) / s, torch.zeros_like(g)).reshape(-1)",
                                             "own mean"),
-        "batch mean, group std": ("g = rewards.reshape(-1, group_size)\ns = g.std(1, keepdim=True)\n"
-                                  "return torch.where(s > 0, (g - rewards.mean()) / s, torch.zeros_like(g)).reshape(-1)",
-                                  "own mean"),
-        "centres only, no std": ("g = rewards.reshape(-1, group_size)\nreturn (g - g.mean(1, keepdim=True)).reshape(-1)",
+        "batch mean, group std":
+            ("g = rewards.reshape(-1, group_size)\ns = g.std(1, keepdim=True)\n"
+             "return torch.where(s > 0, (g - rewards.mean()) / s, torch.zeros_like(g)).reshape(-1)",
+             "own mean"),
+        "centres only, no std": ("g = rewards.reshape(-1, group_size)\n"
+                                 "return (g - g.mean(1, keepdim=True)).reshape(-1)",
                                  "its own std"),
         "divides by the variance": ("g = rewards.reshape(-1, group_size)\n"
                                     "m, v = g.mean(1, keepdim=True), g.var(1, keepdim=True)\n"
@@ -163,7 +170,8 @@ VISIBLE_WRONG_ANSWERS = {
                                             "m, s = g.mean(0, keepdim=True), g.std(0, keepdim=True)\n"
                                             "return torch.where(s > 0, (g - m) / s, torch.zeros_like(g)).reshape(-1)",
                                             "consecutive"),
-        "hard-codes groups of 4": ("g = rewards.reshape(-1, 4)\nm, s = g.mean(1, keepdim=True), g.std(1, keepdim=True)\n"
+        "hard-codes groups of 4": ("g = rewards.reshape(-1, 4)\n"
+                                   "m, s = g.mean(1, keepdim=True), g.std(1, keepdim=True)\n"
                                    "return torch.where(s > 0, (g - m) / s, torch.zeros_like(g)).reshape(-1)",
                                    "group_size argument"),
         "returns [n_groups, G]": ("g = rewards.reshape(-1, group_size)\n"

@@ -16,8 +16,9 @@ import nbformat
 import pytest
 import torch
 
-from conftest import SOLUTIONS
 from ppo_course import rlhf
+
+from conftest import SOLUTIONS
 
 LESSON = SOLUTIONS / "05-ppo-for-rlhf"
 CURVES = ("reward", "human", "kl", "reviews")

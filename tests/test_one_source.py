@@ -19,6 +19,7 @@ import nbformat
 import pytest
 
 import ppo_course
+
 from conftest import SOLUTIONS, notebooks
 from grading_helpers import grade_id, solution_answers
 
@@ -53,7 +54,10 @@ def _parameters(function: ast.FunctionDef, namespace: dict) -> list[tuple[str, o
     """(name, default value) of each parameter; a default like ``DELTA`` is read in ``namespace``."""
     args = function.args
     positional = args.posonlyargs + args.args
-    value = (lambda d: NO_DEFAULT if d is None else eval(compile(ast.Expression(d), "<default>", "eval"), namespace))
+
+    def value(d):
+        return NO_DEFAULT if d is None else eval(compile(ast.Expression(d), "<default>", "eval"), namespace)
+
     defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
     return ([(a.arg, value(d)) for a, d in zip(positional, defaults)]
             + [(a.arg, value(d)) for a, d in zip(args.kwonlyargs, args.kw_defaults)])
@@ -63,14 +67,16 @@ def exercise_cases() -> list[tuple[str, str]]:
     return [(nb.parent.name, name) for nb in notebooks(SOLUTIONS) for name in solution_answers(nb.parent.name)]
 
 
-@pytest.mark.parametrize("lesson,exercise", exercise_cases(), ids=[f"{l}:{e}" for l, e in exercise_cases()])
+@pytest.mark.parametrize("lesson,exercise", exercise_cases(), ids=[f"{lesson}:{e}" for lesson, e in exercise_cases()])
 def test_the_solution_cell_is_the_package_reference(lesson, exercise):
     homes = package_functions().get(exercise, [])
-    assert len(homes) == 1, f"{exercise} should be defined in exactly one ppo_course module, found {[m for m, _ in homes]}"
+    assert len(homes) == 1, (
+        f"{exercise} should be defined in exactly one ppo_course module, found {[m for m, _ in homes]}")
     module, reference = homes[0]
     cell = next(n for n in ast.parse(solution_answers(lesson)[exercise]).body
                 if isinstance(n, ast.FunctionDef) and n.name == exercise)
-    cell_parameters, package_parameters = _parameters(cell, {}), _parameters(reference, vars(importlib.import_module(module)))
+    cell_parameters = _parameters(cell, {})
+    package_parameters = _parameters(reference, vars(importlib.import_module(module)))
     assert cell_parameters == package_parameters, (
         f"{exercise}: the solution cell takes {cell_parameters}, {module} takes {package_parameters}")
     assert _body(cell) == _body(reference), (

@@ -6,8 +6,9 @@ import json
 import nbformat
 import pytest
 
-from conftest import LESSONS, SOLUTIONS, notebooks
 from ppo_course.autograder.release import release
+
+from conftest import LESSONS, SOLUTIONS, notebooks
 
 
 def normalised(path):
@@ -32,13 +33,15 @@ def test_every_source_lesson_is_released():
 def test_released_lesson_matches_a_fresh_release(notebook, fresh_release):
     lesson = notebook.parent.name
     committed = sorted(p.relative_to(LESSONS / lesson) for p in (LESSONS / lesson).rglob("*") if p.is_file())
-    generated = sorted(p.relative_to(fresh_release / lesson) for p in (fresh_release / lesson).rglob("*") if p.is_file())
+    generated = sorted(p.relative_to(fresh_release / lesson)
+                       for p in (fresh_release / lesson).rglob("*") if p.is_file())
     assert committed == generated, "lessons/ holds different files than a release; run the release command"
     for relative in generated:
         new, old = fresh_release / lesson / relative, LESSONS / lesson / relative
         if relative.suffix == ".ipynb":
             assert normalised(old) == normalised(new), (
-                f"lessons/{lesson}/{relative} is out of date: run `python -m ppo_course.autograder release {lesson[:2]}`")
+                f"lessons/{lesson}/{relative} is out of date: "
+                f"run `python -m ppo_course.autograder release {lesson[:2]}`")
         else:
             assert old.read_bytes() == new.read_bytes(), f"lessons/{lesson}/{relative} is out of date"
 

@@ -18,11 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-import hostile
-from conftest import REPO
 from ppo_course.autograder.kernel import KernelLost, LearnerKernel
 from ppo_course.autograder.sandbox import KernelLayout, SandboxLimits
 from ppo_course.autograder.student_package import PACKAGE_DIR, build_student_package
+
+import hostile
+from conftest import REPO
 
 MiB = 2**20
 
@@ -121,7 +122,7 @@ except OSError as error:
     print("udp failed", error)
 print(socket.if_nameindex())
 """)
-    for server, address, _ in listeners:
+    for server, _address, _ in listeners:
         with pytest.raises(BlockingIOError):
             server.accept()  # nobody ever connected
         server.close()
@@ -222,7 +223,8 @@ def test_resident_memory_is_limited_not_address_space(sandbox, student_package):
     try:
         fits = run(kernel, "import torch, resource\nblock = torch.ones(100 * 2**20)  # 400 MiB\n"
                            "print('touched', block.numel() * 4 // 2**20, 'MiB')\ndel block\n"
-                           "print('address space', open('/proc/self/status').read().split('VmPeak:')[1].split()[0], 'kB')")
+                           "print('address space', "
+                           "open('/proc/self/status').read().split('VmPeak:')[1].split()[0], 'kB')")
         if kernel.cgroups is None:   # the fallback, said so: an address-space limit
             assert "address space" in kernel.memory_limit
             return
@@ -292,8 +294,9 @@ def test_no_sandbox_grades_and_says_so_everywhere(tmp_path):
 
     import nbformat
 
-    from grading_helpers import solution_answers, submission
     from ppo_course.autograder.cli import main
+
+    from grading_helpers import solution_answers, submission
 
     lesson = "03-clipped-surrogate"
     folder = tmp_path / "course" / "submitted" / "bob" / lesson

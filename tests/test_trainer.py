@@ -52,7 +52,8 @@ def test_stacked_actor_critic_is_two_separate_mlps():
     torch.testing.assert_close(logp, dist.log_prob(actions))
     torch.testing.assert_close(entropy, dist.entropy())
     torch.testing.assert_close(values, critic(obs).squeeze(-1))
-    np.testing.assert_allclose(agent.numpy_actor().logits(obs.numpy()), actor(obs).detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(agent.numpy_actor().logits(obs.numpy()), actor(obs).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
     # The critic's padding outputs get no gradient, so they stay zero through training.
     values.sum().backward()
     assert (agent.weight3.grad[1, :, 1:] == 0).all() and (agent.weight3[1, :, 1:] == 0).all()
@@ -66,7 +67,8 @@ def test_autoreset_step_is_marked_invalid_and_earns_nothing():
     agent = ActorCritic(4, 2)
     prev_done = np.zeros(4, bool)
     tracker = trainer.EpisodeTracker(4)
-    rollout, _ = trainer.collect_rollout(env, agent.numpy_actor(), obs, prev_done, 200, np.random.default_rng(0), tracker, 0)
+    rollout, _ = trainer.collect_rollout(env, agent.numpy_actor(), obs, prev_done, 200, np.random.default_rng(0),
+                                         tracker, 0)
     ended = rollout.terminated | rollout.truncated
     assert ended.any(), "a random policy ends CartPole episodes within 200 steps"
     # valid[t] is False exactly on the step after an episode ended (the env's reset step).
@@ -81,7 +83,8 @@ def _rollout(terminated, truncated, valid, rewards=None):
     shape = np.shape(terminated)
     return Rollout(np.zeros((*shape, 4), np.float32), np.zeros(shape, np.int64),
                    np.ones(shape, np.float32) if rewards is None else np.asarray(rewards, np.float32),
-                   np.asarray(terminated), np.asarray(truncated), np.asarray(valid), np.zeros((shape[1], 4), np.float32))
+                   np.asarray(terminated), np.asarray(truncated), np.asarray(valid),
+                   np.zeros((shape[1], 4), np.float32))
 
 
 def test_truncation_bootstraps_from_the_final_observation_and_termination_does_not():
@@ -176,7 +179,8 @@ def test_cli_bad_input_is_one_line_and_exit_2(args, message, capsys):
 
 
 def test_cli_unknown_env_in_a_fresh_process_has_no_traceback():
-    done = subprocess.run([sys.executable, "-m", "ppo_course.train", "--env", "CartPole-v9"], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "ppo_course.train", "--env", "CartPole-v9"],
+                          capture_output=True, text=True)
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "unknown environment 'CartPole-v9'" in done.stderr
 

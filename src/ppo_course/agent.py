@@ -50,7 +50,8 @@ class ActorCritic(nn.Module):
             if i == 3:  # pad the critic's single output to n_actions (zero) outputs
                 w_critic = torch.cat([w_critic, torch.zeros(n_actions - 1, hidden)])
                 b_critic = torch.cat([b_critic, torch.zeros(n_actions - 1)])
-            self.register_parameter(f"weight{i}", nn.Parameter(torch.stack([a.weight.detach().T, w_critic.T]).contiguous()))
+            self.register_parameter(f"weight{i}",
+                                    nn.Parameter(torch.stack([a.weight.detach().T, w_critic.T]).contiguous()))
             self.register_parameter(f"bias{i}", nn.Parameter(torch.stack([a.bias.detach(), b_critic]).unsqueeze(1)))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,7 +13,8 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def add_config_options(parser: argparse.ArgumentParser, config_class: type, special: dict[str, dict] | None = None) -> None:
+def add_config_options(parser: argparse.ArgumentParser, config_class: type,
+                       special: dict[str, dict] | None = None) -> None:
     """One option per field of ``config_class`` (``--total-steps`` for ``total_steps``), documented by
     the field's ``metadata["help"]``; ``special`` overrides add_argument's keywords for some fields."""
     for f in fields(config_class):

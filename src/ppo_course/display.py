@@ -19,5 +19,6 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[object]], highlight: S
     for i, row in enumerate(rows):
         shade = " style='background:#fff3e0'" if highlight is not None and highlight[i] else ""
         body.append(f"<tr{shade}>" + "".join(cell(v) for v in row) + "</tr>")
-    cap = f"<caption style='caption-side:top;text-align:left'><b>{html.escape(caption)}</b></caption>" if caption else ""
+    cap = (f"<caption style='caption-side:top;text-align:left'><b>{html.escape(caption)}</b></caption>"
+           if caption else "")
     return HTML(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")

@@ -56,8 +56,10 @@ def write_curve(result: TrainResult, out: Path) -> None:
     steps, returns = zip(*result.episodes) if result.episodes else ((), ())
     ax.plot(steps, returns, ".", alpha=0.3, markersize=3, label="training episodes (stochastic policy)")
     if result.evals:
-        ax.plot([e["step"] for e in result.evals], [e["mean"] for e in result.evals], "o-", label="greedy evaluation mean")
-    ax.set(xlabel="environment steps", ylabel="episode return", title=f"PPO on {result.config.env_id}, seed {result.config.seed}")
+        ax.plot([e["step"] for e in result.evals], [e["mean"] for e in result.evals], "o-",
+                label="greedy evaluation mean")
+    ax.set(xlabel="environment steps", ylabel="episode return",
+           title=f"PPO on {result.config.env_id}, seed {result.config.seed}")
     ax.legend(fontsize="small")
     fig.savefig(out / "curve.png", dpi=120)
     plt.close(fig)

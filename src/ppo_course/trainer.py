@@ -57,7 +57,8 @@ class PPOConfig:
     num_steps: int = knob(32, "T steps per env per rollout; a rollout is N*T transitions (128-4096)")
     epochs: int = knob(4, "K passes over each rollout (lesson: 4-10; 30 is the pitfall)")
     minibatch_size: int = knob(64, "transitions per gradient step (32-4096)")
-    lr: float = knob(5e-3, "Adam learning rate (typical 1e-4 - 5e-3; on CartPole 5e-3 solved soonest, 6e-3 was less stable)")
+    lr: float = knob(5e-3, "Adam learning rate (typical 1e-4 - 5e-3; "
+                           "on CartPole 5e-3 solved soonest, 6e-3 was less stable)")
     anneal_lr: bool = knob(True, "decay the learning rate linearly to 0 over total_steps")
     gamma: float = knob(0.99, "discount (0.95-0.999)")
     lam: float = knob(0.95, "GAE lambda: 0 = one-step TD (biased), 1 = Monte Carlo (noisy)")
@@ -256,7 +257,8 @@ def gradient_step(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: d
 
 def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], cfg: PPOConfig,
            ppo_loss: Callable, ppo_update: Callable, generator: torch.Generator) -> dict[str, float]:
-    """Step 3: ``ppo_update``'s K epochs of minibatches on ``batch``; returns its stats (epochs, approx KL, clip fraction)."""
+    """Step 3: ``ppo_update``'s K epochs of minibatches on ``batch``; returns its stats
+    (epochs, approx KL, clip fraction)."""
     @torch.no_grad()
     def evaluate() -> torch.Tensor:
         return agent.evaluate(batch["obs"], batch["actions"])[0]
@@ -317,8 +319,9 @@ def log_row(result: TrainResult, step: int, iteration: int, lr: float, clock: St
     return row
 
 
-def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_gae, ppo_loss: Callable = reference_loss,
-          ppo_update: Callable = reference_update, callback: Callable[[dict, TrainResult], None] | None = None, progress: bool = False,
+def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_gae,
+          ppo_loss: Callable = reference_loss, ppo_update: Callable = reference_update,
+          callback: Callable[[dict, TrainResult], None] | None = None, progress: bool = False,
           agent: ActorCritic | None = None) -> TrainResult:
     """Train PPO with ``config``; returns a TrainResult (agent, logs, episodes, evaluations).
 

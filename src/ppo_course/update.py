@@ -35,7 +35,7 @@ def ppo_update(
     and the clip fraction (share of transitions with |r - 1| > eps).
     """
     size = len(batch["adv"])
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, epochs + 1):  # noqa: B007 - epoch is returned below (the epochs run)
         order = torch.randperm(size, generator=generator)
         for start in range(0, size, minibatch_size):
             indices = order[start:start + minibatch_size]

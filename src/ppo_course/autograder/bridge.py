@@ -519,7 +519,8 @@ class Peer:
         metas = message.get("tensors")
         if not isinstance(metas, list):
             raise ProtocolError("a gradient request without tensors")
-        grads = Decoder([decode_tensor(m, buffers) for m in metas], buffers, self.remote_callable).decode(message.get("value"))
+        decoder = Decoder([decode_tensor(m, buffers) for m in metas], buffers, self.remote_callable)
+        grads = decoder.decode(message.get("value"))
         if not isinstance(grads, list) or len(grads) != len(outputs):
             raise ProtocolError("gradients that do not match the outputs")
         pairs = [(o, g) for o, g in zip(outputs, grads) if g is not None]

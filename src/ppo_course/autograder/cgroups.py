@@ -73,7 +73,7 @@ class Cgroups:
         """Make the cgroup(s) with these limits, or return None where this machine does not allow it."""
         name = f"ppo-grade-{os.getpid()}-{next(_names)}"
         own, mounts = _own_paths(), _mounts()
-        for mount, kind, options in mounts:   # v2 first: the one modern systems use
+        for mount, kind, _options in mounts:   # v2 first: the one modern systems use
             if kind == "cgroup2" and "" in own:
                 made = cls._try(Path(mount + own[""]) / name, 2, memory_bytes, max_pids)
                 if made:

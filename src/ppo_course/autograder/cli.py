@@ -48,14 +48,17 @@ def add_collect(commands) -> None:
         description="Copy every submission, byte for byte, to COURSE/submitted/<student>/<lesson>/ and log it "
                     "(with its sha256) in COURSE/collected.csv. Never overwrites: a different file with the same "
                     "name is kept beside the first. Files whose name has no student id are listed and skipped.")
-    collect.add_argument("source", type=Path, metavar="ZIP_OR_FOLDER", help="the LMS zip, or a folder of student folders")
+    collect.add_argument("source", type=Path, metavar="ZIP_OR_FOLDER",
+                         help="the LMS zip, or a folder of student folders")
     add_course(collect)
     collect.add_argument("--lesson", required=True, help="the lesson these are submissions of (number or folder name)")
     collect.add_argument("--id-pattern", default="auto", metavar="PATTERN",
                          help="how to find the student id in each file's path: canvas "
-                              "(name_12345_67890_file.ipynb), moodle (Full Name_12345_assignsubmission_file_file.ipynb), "
+                              "(name_12345_67890_file.ipynb), moodle "
+                              "(Full Name_12345_assignsubmission_file_file.ipynb), "
                               "folders (student/file.ipynb), auto (the first of those that matches; default), or a "
-                              "regular expression with a (?P<student>...) group and optional (?P<name>...), (?P<file>...)")
+                              "regular expression with a (?P<student>...) group and optional "
+                              "(?P<name>...), (?P<file>...)")
 
 
 def add_grade(commands) -> None:
@@ -113,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     feedback = commands.add_parser(
         "feedback", help="write per-student HTML feedback (hidden tests removed)",
         description="Render COURSE/feedback/<student>/<lesson>/<lesson>.html from the graded notebooks, with "
-                    "hidden tests and tracebacks removed; a submission that could not be graded gets a page saying why.")
+                    "hidden tests and tracebacks removed; a submission that could not be graded gets a page "
+                    "saying why.")
     add_course(feedback)
     feedback.add_argument("lessons", nargs="*", metavar="LESSON", help="by number or folder name (default: all graded)")
     feedback.add_argument("--jobs", type=positive(int), default=os.cpu_count() or 1, help="pages rendered at once")
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except ModuleNotFoundError as error:
         if error.name and error.name.split(".")[0] == "nbgrader":
-            print("error: nbgrader is not installed; install the instructor extra: pip install 'ppo-course[instructor]'",
-                  file=sys.stderr)
+            print("error: nbgrader is not installed; install the instructor extra: "
+                  "pip install 'ppo-course[instructor]'", file=sys.stderr)
             return 2
         raise

@@ -302,7 +302,8 @@ class SandboxedExecute(NbGraderPreprocessor):
                     cell.outputs, cell.execution_count = tests.run_test(cell.source, index), count
                 elif is_answer_cell(cell):
                     count += 1
-                    cell.outputs, cell.execution_count = kernel.run_cell(cell.source, job["cell_timeout"]).outputs, count
+                    outputs = kernel.run_cell(cell.source, job["cell_timeout"]).outputs
+                    cell.outputs, cell.execution_count = outputs, count
                 elif is_setup_cell(cell):
                     count += 1
                     source = setup_for_answers(cell.source, answers)

@@ -67,7 +67,7 @@ class LessonKit:
 
 def lesson_digest(folder: Path) -> str:
     """A digest of a lesson's source folder and of the tools that release it (the cache key)."""
-    from importlib.metadata import version   # (importing nbgrader itself takes seconds)
+    from importlib.metadata import version  # (importing nbgrader itself takes seconds)
 
     digest = hashlib.sha256(f"nbgrader {version('nbgrader')}\n".encode())
     digest.update(Path(__file__).with_name("release.py").read_bytes())

@@ -30,7 +30,6 @@ import nbformat
 
 from .contract import Contract, Exercise, as_code, defined_names, grade_id, is_test_cell, nbgrader_meta
 
-
 MAX_SUBMISSION_BYTES = 100 * 2**20   # a notebook with its outputs is a few MB at most
 
 
@@ -211,7 +210,8 @@ def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) ->
             continue
         answer, carried = carry_helpers(answer, cells, released, contract_functions)
         if carried:
-            notes.append(f"{exercise.answer_id}: uses {', '.join(carried)} from the learner's other cells (carried along)")
+            notes.append(f"{exercise.answer_id}: uses {', '.join(carried)} "
+                         "from the learner's other cells (carried along)")
         answers[exercise.answer_id] = answer
         if answer.matched_by != "grade_id":
             notes.append(f"{exercise.answer_id}: answer found by {answer.matched_by} (cell {answer.cell_index + 1})")

@@ -21,7 +21,6 @@ import psutil
 from .cgroups import Cgroups
 from .release import ensure_tools_on_path
 
-
 KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ",
             "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -38,8 +37,8 @@ def grading_env() -> dict[str, str]:
 PRELOAD = ["nbgrader.apps", "nbgrader.api", "nbgrader.converters", "nbgrader.preprocessors",
            "jupyter_client", "nbclient", "torch", "numpy", "matplotlib.pyplot", "ipywidgets",
            "ppo_course.autograder.worker", "ppo_course.autograder.release", "ppo_course.autograder.execute",
-           "ppo_course.importance", "ppo_course.trust_region", "ppo_course.clipping", "ppo_course.trainer", "ppo_course.update",
-           "ppo_course.rlhf", "ppo_course.ablations", "ppo_course.widgets"]
+           "ppo_course.importance", "ppo_course.trust_region", "ppo_course.clipping", "ppo_course.trainer",
+           "ppo_course.update", "ppo_course.rlhf", "ppo_course.ablations", "ppo_course.widgets"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -1,5 +1,5 @@
 """Interactive figures for the lessons. Each one redraws in place: sliders move artists, never rebuild figures."""
-from .live_figure import LiveFigure
 from .clip_explorer import ClipExplorer
+from .live_figure import LiveFigure
 
 __all__ = ["LiveFigure", "ClipExplorer"]

@@ -93,7 +93,8 @@ class ImportanceExplorer:
             except Exception as error:  # a half-written answer must not break the figure: say so, show the reference
                 note = f"your is_estimate raised {type(error).__name__}:\nshowing the reference"
                 return importance.gaussian_is_trials(shift, self.n_samples, self.n_trials, self.seed), note
-        return importance.gaussian_is_trials(shift, self.n_samples, self.n_trials, self.seed), "the reference is_estimate"
+        trials = importance.gaussian_is_trials(shift, self.n_samples, self.n_trials, self.seed)
+        return trials, "the reference is_estimate"
 
     def update(self) -> None:
         shift = float(self.shift.value)

@@ -40,7 +40,8 @@ class TrustRegionExplorer:
         self.delta = widgets.FloatLogSlider(value=delta, base=10, min=np.log10(DELTA_RANGE[0]),
                                             max=np.log10(DELTA_RANGE[1]), step=0.05, readout_format=".4f",
                                             description="trust region δ", continuous_update=True,
-                                            style={"description_width": "initial"}, layout=widgets.Layout(width="460px"))
+                                            style={"description_width": "initial"},
+                                            layout=widgets.Layout(width="460px"))
         self.readout = widgets.HTML()
         fig, (self.ax_kl, self.ax_gain) = new_figure(ncols=2, width=5.2, height=3.8)
         self._draw_static(longest)
@@ -72,8 +73,10 @@ class TrustRegionExplorer:
                        self.ax_gain.axvline(tr.DELTA, color=BOUND, ls=":", lw=2, label="δ")]
         self.marks = {}
         for ax in (self.ax_kl, self.ax_gain):
-            self.marks[ax, "full"] = ax.plot([], [], "o", ms=11, mfc="none", mec=NATURAL, mew=2, label="full step βs")[0]
-            self.marks[ax, "accepted"] = ax.plot([], [], "o", ms=7, color=NATURAL, label="accepted by the line search")[0]
+            self.marks[ax, "full"] = ax.plot([], [], "o", ms=11, mfc="none", mec=NATURAL, mew=2,
+                                             label="full step βs")[0]
+            self.marks[ax, "accepted"] = ax.plot([], [], "o", ms=7, color=NATURAL,
+                                                 label="accepted by the line search")[0]
             self.marks[ax, "plain"] = ax.plot([], [], "s", ms=8, color=PLAIN, label="plain step, same length")[0]
         self.ax_kl.legend(loc="upper left", fontsize=7)
 
@@ -108,7 +111,8 @@ class TrustRegionExplorer:
         for label, name in (("TRPO step ", "accepted"), ("plain step", "plain")):
             length, gain, kl = results[name]
             beyond = "   (beyond the plotted KL range)" if kl > KL_AXIS_MAX else ""
-            rows.append(f"{label}: length {length:.3f}   mean KL {kl:.4f} ({kl / delta:4.1f} × δ)   gain {gain:+.4f}{beyond}")
+            rows.append(f"{label}: length {length:.3f}   mean KL {kl:.4f} ({kl / delta:4.1f} × δ)"
+                        f"   gain {gain:+.4f}{beyond}")
         return "<pre style='margin:0;font-size:12px'>" + html.escape("\n".join(rows)) + "</pre>"
 
     def _ipython_display_(self):
