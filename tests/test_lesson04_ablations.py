@@ -1,52 +1,176 @@
-"""The numbers lesson 04 quotes about its pitfall ablations are those of its precomputed ablations.json.
+"""The numbers lesson 04 quotes about its pitfall ablations and its reuse experiment are those of its
+precomputed ablations.json and reuse.json.
 
-Regenerate both together: ``python -m ppo_course.ablations solutions/04-ppo-cartpole/ablations.json``,
-then update the "How to read them" cell and re-release lesson 04.
+Regenerate them (seeds 0-9, about 11 and 7 CPU-minutes) with
+
+    python -m ppo_course.ablations solutions/04-ppo-cartpole/ablations.json
+    python -m ppo_course.ablations --experiment reuse solutions/04-ppo-cartpole/reuse.json
+
+then update the "How to read them" / "How to read it" cells and re-release lesson 04.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
 import numpy as np
 
 from ppo_course import ablations
+from ppo_course.trainer import PPOConfig
 
 LESSON = Path(__file__).resolve().parents[1] / "solutions" / "04-ppo-cartpole"
 LABELS = {"default": "default", "eps": "eps = 0.5", "epochs": "K = 30", "c2": "c2 = 0"}
+REUSE = ("K = 1", "K = 4", "K = 10", "no clip")
+WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def _load(name: str) -> dict[str, dict]:
+    return json.loads((LESSON / name).read_text())
 
 
 def _curves() -> dict[str, dict]:
-    curves = json.loads((LESSON / "ablations.json").read_text())
+    curves = _load("ablations.json")
     return {key: next(c for label, c in curves.items() if label.startswith(prefix)) for key, prefix in LABELS.items()}
 
 
-def _reading_cell() -> str:
+def _reuse() -> dict[str, dict]:
+    return dict(zip(REUSE, _load("reuse.json").values()))
+
+
+def _markdown(start: str, containing: str = "") -> str:
+    """The whitespace-normalised text of the markdown cell that starts with ``start``."""
     nb = nbformat.read(LESSON / "04-ppo-cartpole.ipynb", as_version=4)
-    return next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("How to read them"))
+    return next(" ".join(c.source.split()) for c in nb.cells
+                if c.cell_type == "markdown" and c.source.lstrip().startswith(start) and containing in c.source)
 
 
-def _entropy_20k_60k(curve: dict) -> float:
-    steps = np.array(curve["log_steps"])
-    return float(np.array(curve["entropy"])[:, (steps >= 20_000) & (steps < 60_000)].mean())
+def _median_solve(curve: dict) -> float:
+    return float(np.percentile(ablations.steps_to_solve(curve), 50, method="nearest"))
+
+
+def _solved_at_end(curve: dict) -> int:
+    return int((np.array(curve["means"])[:, -1] >= 475).sum())
+
+
+def test_the_precomputed_files_hold_the_settings_the_text_names():
+    base = PPOConfig()
+    for name, settings in (("ablations.json", ablations.ABLATIONS), ("reuse.json", ablations.reuse_settings(base))):
+        curves = _load(name)
+        assert list(curves) == list(settings), f"{name} holds other settings than the package names: regenerate it"
+        for label, changes in settings.items():
+            want = replace(base, **changes)
+            assert curves[label]["config"] == {k: getattr(want, k) for k in ablations.RECORDED}, (name, label)
+            assert curves[label]["seeds"] == list(ablations.SEEDS), (name, label)
+            assert len(curves[label]["means"]) == len(curves[label]["cpu_seconds"]) == len(ablations.SEEDS)
+    intro = _markdown("## ", "The pitfalls, measured")
+    assert f"on {len(ablations.SEEDS)} seeds (0 to {ablations.SEEDS[-1]}, {base.total_steps:,} env steps each)" in intro
+    reuse_intro = _markdown("## ", "Reuse buys sample efficiency")
+    seeds = f"{len(ablations.SEEDS)} seeds (0 to {ablations.SEEDS[-1]})"
+    assert f"{seeds} for {base.total_steps:,} env steps" in reuse_intro
+    assert f"$= N \\cdot T$ = {base.num_envs * base.num_steps})" in reuse_intro
 
 
 def test_quoted_ablation_numbers_come_from_the_precomputed_runs():
-    curves, text = _curves(), " ".join(_reading_cell().split())
+    curves, text = _curves(), _markdown("How to read them")
     kl = {k: np.median(c["approx_kl"]) for k, c in curves.items()}
-    assert f"({kl['eps']:.3f} against {kl['default']:.3f})" in text
-    assert f"about {kl['eps'] / kl['default']:.0f} times the default's" in text
-    assert f"(median {kl['epochs']:.3f})" in text
+    stays = {k: float(np.mean(ablations.solved_stats(c)[1])) for k, c in curves.items()}
+    firsts = {k: float(np.nanmean(ablations.solved_stats(c)[0])) for k, c in curves.items()}
+    mean_return = {k: float(np.mean(c["means"])) for k, c in curves.items()}
+    final = {k: np.array(c["means"])[:, -1] for k, c in curves.items()}
+    # eps = 0.5
+    assert (f"about {kl['eps'] / kl['default']:.0f} times the default's "
+            f"({kl['eps']:.4f} against {kl['default']:.4f})") in text
     assert f"spikes above {np.floor(np.max(curves['eps']['approx_kl'])):.0f}" in text
     lowest_eps = min(np.min(np.array(m)[np.argmax(np.array(m) >= 475):]) for m in curves["eps"]["means"])
     assert f"seed down to {lowest_eps:.0f}" in text
-    stays = {k: float(np.mean(ablations.solved_stats(c)[1])) for k, c in curves.items()}
-    assert f"Only {stays['eps']:.0%} of the evaluations" in text and f"against {stays['default']:.0%} for the" in text
+    assert f"Only {stays['eps']:.0%} of the evaluations" in text
+    assert f"against {stays['default']:.0%} for the default" in text
+    assert final["eps"].min() < 475 and f"(final return {final['eps'].mean():.1f} on average)" in text
+    # K = 30
+    assert f"(median {kl['epochs']:.4f})" in text
+    assert firsts["epochs"] == min(firsts.values()), "the text says K = 30 first reaches 475 soonest of the four"
+    assert f"after {firsts['epochs']:.0f} steps on average, against {firsts['default']:.0f} for the default" in text
     assert f"only {stays['epochs']:.0%} of the later evaluations" in text
     assert stays["epochs"] == min(stays.values()), "the text calls K = 30 the worst of the four"
-    entropy = {k: _entropy_20k_60k(c) for k, c in curves.items()}
-    assert f"({entropy['eps']:.2f} nats on average between 20k and 60k steps, against {entropy['default']:.2f})" in text
-    assert f"({entropy['c2']:.2f} against {entropy['default']:.2f} nats)" in text
-    assert f"about {100 * (1 - entropy['c2'] / entropy['default']):.0f}% below" in text
-    assert all(np.array(c["means"])[:, -1].min() >= 475 for c in curves.values()), "the text says all four end near 500"
+    assert (f"mean return ({mean_return['epochs']:.1f}) is well below the default's "
+            f"({mean_return['default']:.1f})") in text
+    # the end of the runs
+    assert all(final[k].mean() >= 490 for k in ("default", "epochs", "c2")), "the text says these end at or near 500"
+
+
+def test_quoted_entropy_numbers_come_from_the_precomputed_runs():
+    curves, text = _curves(), _markdown("How to read them")
+    entropy = {k: ablations.mean_between(c) for k, c in curves.items()}
+    at_end = {k: np.mean([e[-1] for e in c["entropy"]]) for k, c in curves.items()}
+    ent, ref = entropy["c2"], entropy["default"]
+    assert ablations.ENTROPY_WINDOW == (20_000, 60_000) and "between 20k and 60k steps" in text
+    assert f"({entropy['eps'].mean():.2f} nats on average between 20k and 60k steps, against {ref.mean():.2f})" in text
+    assert f"({ent.mean():.2f} against {ref.mean():.2f} nats, lower on {(ent < ref).sum()} of the {ent.size} seeds" \
+        in text
+    assert f"the seeds overlap: {ent.min():.2f}-{ent.max():.2f} against {ref.min():.2f}-{ref.max():.2f})" in text
+    assert ent.max() > ref.min(), "the text says the seeds' ranges overlap"
+    assert f"({at_end['c2']:.3f} against {at_end['default']:.3f} nats)" in text
+    stays = {k: float(np.mean(ablations.solved_stats(c)[1])) for k in ("c2", "default") for c in [curves[k]]}
+    mean_return = {k: float(np.mean(curves[k]["means"])) for k in ("c2", "default")}
+    assert f"a mean return of {mean_return['c2']:.1f} against {mean_return['default']:.1f}" in text
+    assert f"{stays['c2']:.0%} against {stays['default']:.0%} of the later evaluations solved" in text
+    assert abs(mean_return["c2"] - mean_return["default"]) < 5, "the text says the returns never notice"
+    table = ablations.summarise_entropy(_load("ablations.json"))
+    assert f"on {(ent < ref).sum()} of {ent.size} seeds" in table.splitlines()[-1], "the printed table says it too"
+
+
+def test_quoted_reuse_numbers_come_from_the_precomputed_runs():
+    runs, text = _reuse(), _markdown("How to read it")
+    median = {k: _median_solve(c) for k, c in runs.items()}
+    ended = {k: _solved_at_end(c) for k, c in runs.items()}
+    seeds = len(runs["K = 1"]["means"])
+    mean_return = {k: float(np.mean(c["means"])) for k, c in runs.items()}
+    kl = {k: float(np.median(c["approx_kl"])) for k, c in runs.items()}
+    assert min(median, key=median.get) == "K = 10", "the text (and the predict cell's answer) say K = 10 solves soonest"
+    assert median["K = 10"] < median["K = 4"] < median["K = 1"] < median["no clip"]
+    assert (f"after {median['K = 1']:.0f} env steps with vanilla policy gradient, {median['K = 4']:.0f} with $K = 4$ "
+            f"and {median['K = 10']:.0f} with $K = 10$") in text
+    share_solved = (np.array(runs["K = 1"]["means"]) >= 475).mean(axis=0)
+    assert share_solved.max() <= 0.5 and "At no evaluation are more than half of its seeds solved" in text
+    assert ended["K = 4"] == ended["K = 10"] == seeds > ended["K = 1"]
+    assert f"only {ended['K = 1']} of its {seeds} seeds are still solved at the end, against all {seeds} for" in text
+    assert (f"its mean return is {mean_return['K = 1']:.1f} against {mean_return['K = 4']:.1f} "
+            f"and {mean_return['K = 10']:.1f}") in text
+    assert (f"(a median approximate KL of {kl['K = 1']:.4f} per update, about {kl['K = 4'] / kl['K = 1']:.0f}x less "
+            f"than the {kl['K = 4']:.4f} of $K = 4$)") in text
+    assert f"(a median KL of {kl['K = 4']:.4f} and {kl['K = 10']:.4f})" in text
+
+
+def test_quoted_no_clip_and_cost_numbers_come_from_the_precomputed_runs():
+    runs, text = _reuse(), _markdown("How to read it")
+    kl = {k: float(np.median(c["approx_kl"])) for k, c in runs.items()}
+    largest = {k: float(np.max(c["approx_kl"])) for k, c in runs.items()}
+    assert (f"the median KL per update is {kl['no clip'] / kl['K = 10']:.1f}x the clipped one "
+            f"({kl['no clip']:.4f} against {kl['K = 10']:.4f})") in text
+    assert f"the largest single update reaches {largest['no clip']:.3g} against {largest['K = 10']:.3g}" in text
+    last = np.array(runs["no clip"]["means"])[:, -1]
+    collapsed = last[last < 20]
+    assert len(set(np.round(collapsed))) == 1, "the text quotes one last return for the collapsed seeds"
+    assert f"On {WORDS[collapsed.size]} seeds the policy collapses" in text
+    assert f"(a last greedy return of {collapsed[0]:.0f})" in text
+    entropy = {k: np.mean([e[-1] for e in c["entropy"]]) for k, c in runs.items()}
+    assert (f"entropy at the end averages {entropy['no clip']:.3f}, "
+            f"against {entropy['K = 10']:.3f} with the clip") in text
+    seeds = len(last)
+    assert (f"The median seed takes {_median_solve(runs['no clip']):.0f} steps to first solve, and only "
+            f"{_solved_at_end(runs['no clip'])} of {seeds} seeds end solved") in text
+    seconds = {k: np.mean(c["cpu_seconds"]) for k, c in runs.items()}
+    assert f"run took {seconds['K = 10']:.1f} CPU seconds against {seconds['K = 1']:.1f} for $K = 1$" in text
+
+
+def test_the_reuse_command_runs(tmp_path, capsys):
+    out = tmp_path / "reuse.json"
+    ablations.main(["--experiment", "reuse", "--seeds", "1", "--total-steps", "2048", str(out)])
+    curves = json.loads(out.read_text())
+    assert list(curves) == list(ablations.reuse_settings())
+    assert curves["K = 1, whole batch (vanilla PG)"]["config"]["minibatch_size"] == 256
+    table = ablations.summarise_reuse(curves)
+    assert "whole batch" in table and "no clip" in table
+    assert "4 settings x 1 seeds" in capsys.readouterr().out
