@@ -23,6 +23,11 @@ def notebooks(folder: Path) -> list[Path]:
     return sorted(folder.glob("*/*.ipynb"))
 
 
+def lesson_notebook(lesson: str, folder: Path = SOLUTIONS) -> Path:
+    """The notebook of ``lesson`` (its folder name) in solutions/ (default) or lessons/."""
+    return next((folder / lesson).glob("*.ipynb"))
+
+
 @pytest.fixture
 def lesson_copy(tmp_path):
     """Copy a lesson folder into a temporary directory (notebooks may write files next to themselves)."""

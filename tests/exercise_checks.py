@@ -10,14 +10,14 @@ import re
 
 import nbformat
 
-from conftest import SOLUTIONS
+from conftest import lesson_notebook
 from grading_helpers import grade_id, solution_answers
 
 MAGIC = re.compile(r"^\s*[%!].*$", re.MULTILINE)
 
 
 def _solution_notebook(lesson: str):
-    return nbformat.read(next((SOLUTIONS / lesson).glob("*.ipynb")), as_version=4)
+    return nbformat.read(lesson_notebook(lesson), as_version=4)
 
 
 def _is_plain_cell(cell) -> bool:

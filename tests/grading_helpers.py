@@ -13,7 +13,7 @@ import nbformat
 
 from ppo_course.autograder.release import nbgrader_config
 
-from conftest import LESSONS, SOLUTIONS
+from conftest import LESSONS, SOLUTIONS, lesson_notebook
 
 SOLUTION_BLOCK = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)
 HIDDEN_BLOCK = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
@@ -25,14 +25,14 @@ def grade_id(cell) -> str | None:
 
 def solution_answers(lesson: str) -> dict[str, str]:
     """The reference answers of a lesson, keyed by grade_id, as a student would type them (no markers)."""
-    nb = nbformat.read(next((SOLUTIONS / lesson).glob("*.ipynb")), as_version=4)
+    nb = nbformat.read(lesson_notebook(lesson), as_version=4)
     return {grade_id(c): SOLUTION_BLOCK.sub("", c.source) for c in nb.cells
             if c.metadata.get("nbgrader", {}).get("solution")}
 
 
 def submission(lesson: str, answers: Mapping[str, str]) -> nbformat.NotebookNode:
     """The released notebook with the given answer cells filled in (others left as released)."""
-    nb = nbformat.read(next((LESSONS / lesson).glob("*.ipynb")), as_version=4)
+    nb = nbformat.read(lesson_notebook(lesson, LESSONS), as_version=4)
     for cell in nb.cells:
         if grade_id(cell) in answers:
             cell.source = answers[grade_id(cell)]
@@ -60,7 +60,7 @@ def grade_with_nbgrader(course_root: Path, lesson: str,
     config.ExecutePreprocessor.timeout = 60
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     assert api.generate_assignment(lesson)["success"]
-    notebook_name = next((SOLUTIONS / lesson).glob("*.ipynb")).stem
+    notebook_name = lesson_notebook(lesson).stem
     scores = {}
     for student, nb in submissions.items():
         folder = course_root / "submitted" / student / lesson
@@ -76,8 +76,8 @@ def grade_with_nbgrader(course_root: Path, lesson: str,
 
 def hidden_test_lines(lesson: str) -> list[str]:
     """Lines only the hidden tests have (not also in the released notebook): what must never leak."""
-    source = nbformat.read(next((SOLUTIONS / lesson).glob("*.ipynb")), as_version=4)
-    released = nbformat.read(next((LESSONS / lesson).glob("*.ipynb")), as_version=4)
+    source = nbformat.read(lesson_notebook(lesson), as_version=4)
+    released = nbformat.read(lesson_notebook(lesson, LESSONS), as_version=4)
     shown = "\n".join(cell.source for cell in released.cells)
     blocks = HIDDEN_BLOCK.findall("\n".join(cell.source for cell in source.cells))
     return [line.strip() for block in blocks for line in block.splitlines()
@@ -86,6 +86,6 @@ def hidden_test_lines(lesson: str) -> list[str]:
 
 def points(lesson: str) -> dict[str, float]:
     """The points of each graded test cell of a lesson, keyed by grade_id."""
-    nb = nbformat.read(next((SOLUTIONS / lesson).glob("*.ipynb")), as_version=4)
+    nb = nbformat.read(lesson_notebook(lesson), as_version=4)
     return {grade_id(c): c.metadata["nbgrader"]["points"] for c in nb.cells
             if c.metadata.get("nbgrader", {}).get("grade")}

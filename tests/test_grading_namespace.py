@@ -17,7 +17,7 @@ import pytest
 from ppo_course.autograder.contract import is_answer_cell, is_test_cell, read_contract
 from ppo_course.autograder.execute import is_setup_cell, python_lines
 
-from conftest import SOLUTIONS
+from conftest import SOLUTIONS, lesson_notebook
 
 LESSONS = sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name[:2].isdigit())
 
@@ -43,7 +43,7 @@ def used(tree: ast.AST) -> set[str]:
 
 
 def source_notebook(lesson: str):
-    return nbformat.read(next((SOLUTIONS / lesson).glob("*.ipynb")), as_version=4)
+    return nbformat.read(lesson_notebook(lesson), as_version=4)
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
@@ -62,7 +62,7 @@ def test_test_cells_use_only_setup_names_and_the_learners_functions(lesson):
     for cell in nb.cells:
         if is_setup_cell(cell):
             available |= bound(ast.parse(python_lines(cell.source)))
-    contract = read_contract(next((SOLUTIONS / lesson).glob("*.ipynb")))
+    contract = read_contract(lesson_notebook(lesson))
     available |= contract.function_names
     for cell in nb.cells:
         if is_test_cell(cell):

@@ -14,14 +14,11 @@ from pathlib import Path
 from .collect import student_names
 from .contract import Contract, read_contract
 from .course import Course
-from .paths import CourseError
+from .paths import CourseError, lesson_notebook
 
 
 def lesson_contract(lesson: str, source: Path) -> Contract:
-    notebook = next((source / lesson).glob("*.ipynb"), None)
-    if notebook is None:
-        raise CourseError(f"no source notebook for {lesson} in {source}")
-    return read_contract(notebook)
+    return read_contract(lesson_notebook(lesson, source))
 
 
 def columns(contracts: list[Contract]) -> list[str]:

@@ -27,7 +27,7 @@ import nbformat
 
 from .contract import Contract, grade_id, is_answer_cell, read_contract
 from .course import Course, pick_submission
-from .paths import SOLUTIONS_DIR, CourseError
+from .paths import SOLUTIONS_DIR, CourseError, lesson_notebook
 from .rebuild import SubmissionError, fill, rebuild
 from .release import release_in_course
 from .sandbox import SandboxLimits, SandboxUnavailable, probe
@@ -94,9 +94,7 @@ def cached_release(lesson: str, source: Path, cache: Path) -> Path:
 def prepare_lesson(lesson: str, source: Path, workdir: Path, cache: Path) -> LessonKit:
     from .student_package import build_student_package
 
-    source_notebook = next((source / lesson).glob("*.ipynb"), None)
-    if source_notebook is None:
-        raise CourseError(f"no source notebook for {lesson} in {source}")
+    source_notebook = lesson_notebook(lesson, source)
     root = cached_release(lesson, source, cache)
     contract = read_contract(source_notebook)
     package = workdir / lesson / "ppo_course"

@@ -12,6 +12,14 @@ class CourseError(Exception):
     """A problem with the user's input: reported as one line, exit status 2."""
 
 
+def lesson_notebook(lesson: str, source: Path = SOLUTIONS_DIR) -> Path:
+    """The notebook of ``lesson`` (a folder name) in ``source`` (solutions/ or lessons/)."""
+    notebook = next((source / lesson).glob("*.ipynb"), None)
+    if notebook is None:
+        raise CourseError(f"no source notebook for {lesson} in {source}")
+    return notebook
+
+
 def lesson_names(source: Path = SOLUTIONS_DIR) -> list[str]:
     """The lessons in ``source``, in course order (their folder names start with the number)."""
     return sorted(p.name for p in source.iterdir() if p.is_dir() and p.name[:2].isdigit())
