@@ -12,7 +12,6 @@ from ppo_course import trust_region as tr
 from ppo_course.widgets.importance_explorer import ImportanceExplorer
 from ppo_course.widgets.trust_region_explorer import TrustRegionExplorer
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -151,7 +150,8 @@ def test_fisher_vector_product_equals_the_hessian_of_the_mean_kl():
     hessian = torch.autograd.functional.hessian(mean_kl, flat.theta)
     v = torch.randn(flat.theta.numel(), generator=torch.Generator().manual_seed(1))
     assert torch.allclose(tr.fisher_vector_product(mean_kl, flat.theta, v), hessian @ v, atol=1e-6)
-    assert torch.allclose(tr.fisher_vector_product(mean_kl, flat.theta, v, damping=0.5), hessian @ v + 0.5 * v, atol=1e-6)
+    assert torch.allclose(tr.fisher_vector_product(mean_kl, flat.theta, v, damping=0.5), hessian @ v + 0.5 * v,
+                          atol=1e-6)
 
 
 def test_trpo_update_respects_the_trust_region_and_improves(small_problem):
@@ -160,6 +160,28 @@ def test_trpo_update_respects_the_trust_region_and_improves(small_problem):
     g = small_problem.gradient()
     plain_gain, plain_kl = small_problem.evaluate(g / g.norm() * update.step.norm())
     assert plain_kl > update.kl, "a plain gradient step of the same length moves the policy further"
+
+
+def test_trpo_update_runs_the_functions_it_is_given(small_problem):
+    """Lesson 02 runs trpo_update with the learner's solvers, on a problem whose mean KL uses their KL."""
+    calls = []
+
+    def recorded(name, function):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return function(*args, **kwargs)
+        return wrapper
+
+    policy = tr.make_policy(seed=1)
+    problem = tr.TRPOProblem(policy, small_problem.batch, damping=0.01, kl=recorded("kl", tr.categorical_kl))
+    update = tr.trpo_update(problem, delta=0.01,
+                            conjugate_gradient=recorded("conjugate_gradient", tr.conjugate_gradient),
+                            trpo_step_size=recorded("trpo_step_size", tr.trpo_step_size),
+                            backtracking_line_search=recorded("backtracking_line_search", tr.backtracking_line_search))
+    assert {"kl", "conjugate_gradient", "trpo_step_size", "backtracking_line_search"} <= set(calls), calls
+    reference = tr.trpo_update(small_problem, delta=0.01)
+    assert torch.equal(update.step, reference.step) and update.kl == reference.kl, (
+        "the reference functions passed explicitly must give the default update")
 
 
 # --- widgets -----------------------------------------------------------------------------------------

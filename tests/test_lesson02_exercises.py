@@ -12,7 +12,8 @@ SIGNATURES = {
     "categorical_kl": "def categorical_kl(p_logits, q_logits):",
     "conjugate_gradient": "def conjugate_gradient(Avp, b, iters=10, tol=1e-10):",
     "trpo_step_size": "def trpo_step_size(s, Fs, delta=0.01):",
-    "backtracking_line_search": "def backtracking_line_search(evaluate, full_step, delta=0.01, shrink=0.5, max_tries=10):",
+    "backtracking_line_search":
+        "def backtracking_line_search(evaluate, full_step, delta=0.01, shrink=0.5, max_tries=10):",
 }
 
 
@@ -25,6 +26,7 @@ def cg(loop_body: str, setup: str = "x = torch.zeros_like(b)\nr = b.clone()\np =
     return f"{setup}\nfor _ in range(iters):\n{indented(loop_body)}\nreturn x"
 
 
+CG_DIRECTION = "p = r + (new_r_dot_r / r_dot_r) * p"   # the direction update of CORRECT_CG_LOOP
 CORRECT_CG_LOOP = """
 if r_dot_r < tol:
     break
@@ -57,21 +59,18 @@ def line_search(condition: str = "kl <= delta and gain > 0", fallback: str = "to
     return LINE_SEARCH.format(condition=condition, fallback=fallback)
 
 
+KL_LOGS = "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
+
 WRONG_ANSWERS = {
     "categorical_kl": {
-        "wrong direction, KL(q || p)": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
-                                      "return (log_q.exp() * (log_q - log_p)).sum(-1)",
+        "wrong direction, KL(q || p)": KL_LOGS + "return (log_q.exp() * (log_q - log_p)).sum(-1)",
         "logits used as log-probabilities": "return (torch.softmax(p_logits, -1) * (p_logits - q_logits)).sum(-1)",
         "log of softmax (not log_softmax)": "p, q = torch.softmax(p_logits, -1), torch.softmax(q_logits, -1)\n"
                                             "return (p * (p.log() - q.log())).sum(-1)",
-        "weighted by q": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
-                         "return (log_q.exp() * (log_p - log_q)).sum(-1)",
-        "mean over actions instead of sum": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
-                                            "return (log_p.exp() * (log_p - log_q)).mean(-1)",
-        "averaged over rows": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
-                              "return (log_p.exp() * (log_p - log_q)).sum(-1).mean()",
-        "cross-entropy instead of KL": "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
-                                       "return -(log_p.exp() * log_q).sum(-1)",
+        "weighted by q": KL_LOGS + "return (log_q.exp() * (log_p - log_q)).sum(-1)",
+        "mean over actions instead of sum": KL_LOGS + "return (log_p.exp() * (log_p - log_q)).mean(-1)",
+        "averaged over rows": KL_LOGS + "return (log_p.exp() * (log_p - log_q)).sum(-1).mean()",
+        "cross-entropy instead of KL": KL_LOGS + "return -(log_p.exp() * log_q).sum(-1)",
     },
     "conjugate_gradient": {
         "sign error in the residual update": cg_with("r = r - alpha * Ap", "r = r + alpha * Ap"),
@@ -164,7 +163,8 @@ ALTERNATIVE_CORRECT_ANSWERS = {
         "tensor sqrt method": "return (2 * delta / torch.dot(s, Fs)).sqrt()",
     },
     "backtracking_line_search": {
-        "fraction variable": "fraction = 1.0\nfor _ in range(max_tries):\n    gain, kl = evaluate(fraction * full_step)\n"
+        "fraction variable": "fraction = 1.0\nfor _ in range(max_tries):\n"
+                             "    gain, kl = evaluate(fraction * full_step)\n"
                              "    if gain > 0 and kl <= delta:\n        return fraction * full_step\n"
                              "    fraction *= shrink\nreturn 0 * full_step",
     },
@@ -178,7 +178,6 @@ def test_alternative_correct_answer_passes(exercise, name, body):
     run_tests_against(LESSON, exercise, answer(exercise, body))
 
 
-KL_LOGS = "log_p, log_q = torch.log_softmax(p_logits, -1), torch.log_softmax(q_logits, -1)\n"
 TRIES_LOOP = "for k in range(max_tries):\n    step = shrink ** k * full_step\n    gain, kl = evaluate(step)\n"
 
 # What a student sees before submitting: the VISIBLE tests alone reject each of these, and the message names
@@ -212,26 +211,30 @@ VISIBLE_WRONG_ANSWERS = {
                        "return (log_p.exp() * (log_p - log_q)).sum(-1)", "no gradient"),
     },
     "conjugate_gradient": {
-        "steepest descent (p = r)": (cg_with("p = r + (new_r_dot_r / r_dot_r) * p", "p = r.clone()"), "steepest descent"),
-        "inverted beta (old over new)": (cg_with("p = r + (new_r_dot_r / r_dot_r) * p", "p = r + (r_dot_r / new_r_dot_r) * p"),
+        "steepest descent (p = r)": (cg_with(CG_DIRECTION, "p = r.clone()"), "steepest descent"),
+        "inverted beta (old over new)": (cg_with(CG_DIRECTION, "p = r + (r_dot_r / new_r_dot_r) * p"),
                                          "beta is inverted"),
         "beta from the stale residual (beta = 1)": (cg_with("new_r_dot_r = r @ r", "new_r_dot_r = r_dot_r"),
                                                     "UPDATED residual"),
-        "minus beta in the direction": (cg_with("p = r + (new_r_dot_r / r_dot_r) * p", "p = r - (new_r_dot_r / r_dot_r) * p"),
+        "minus beta in the direction": (cg_with(CG_DIRECTION, "p = r - (new_r_dot_r / r_dot_r) * p"),
                                         "p = r_new + beta * p"),
-        "alpha from norms": (cg_with("alpha = r_dot_r / (p @ Ap)", "alpha = r.norm() / (p.norm() * Ap.norm())"), "not norms"),
+        "alpha from norms": (cg_with("alpha = r_dot_r / (p @ Ap)", "alpha = r.norm() / (p.norm() * Ap.norm())"),
+                             "not norms"),
         "r.norm() in place of r @ r": (cg(CORRECT_CG_LOOP.replace("new_r_dot_r = r @ r", "new_r_dot_r = r.norm()"),
-                                          setup="x = torch.zeros_like(b)\nr = b.clone()\np = r.clone()\nr_dot_r = r.norm()"),
+                                          setup="x = torch.zeros_like(b)\nr = b.clone()\np = r.clone()\n"
+                                                "r_dot_r = r.norm()"),
                                        "not norms"),
         "alpha over p @ p": (cg_with("alpha = r_dot_r / (p @ Ap)", "alpha = r_dot_r / (p @ p)"), "p @ Ap"),
-        "sign error in the residual update": (cg_with("r = r - alpha * Ap", "r = r + alpha * Ap"), "r = r - alpha * Ap"),
+        "sign error in the residual update": (cg_with("r = r - alpha * Ap", "r = r + alpha * Ap"),
+                                              "r = r - alpha * Ap"),
         "residual never updated": (cg_with("r = r - alpha * Ap\n", ""), "Update the residual"),
         "stale residual in the direction update": (cg_with(
             "new_r_dot_r = r @ r\np = r + (new_r_dot_r / r_dot_r) * p",
             "new_r_dot_r = r @ r\np = (r + alpha * Ap) + (new_r_dot_r / r_dot_r) * p"), "from this new r"),
         "r_dot_r never updated": (cg_with("r_dot_r = new_r_dot_r\n", ""), "r_dot_r = new_r_dot_r"),
         "sign error in the solution update": (cg_with("x = x + alpha * p", "x = x - alpha * p"), "x = x + alpha * p"),
-        "starts from x = b": (cg(CORRECT_CG_LOOP, setup="x = b.clone()\nr = b - Avp(x)\np = r.clone()\nr_dot_r = r @ r"),
+        "starts from x = b": (cg(CORRECT_CG_LOOP,
+                                 setup="x = b.clone()\nr = b - Avp(x)\np = r.clone()\nr_dot_r = r @ r"),
                               "from x = 0"),
         "no early stop": (cg_with("if r_dot_r < tol:\n    break\n", ""), "before each product"),
         "tol ignored": (cg_with("if r_dot_r < tol:", "if r_dot_r < 1e-30:"), "tol argument"),
@@ -244,7 +247,8 @@ VISIBLE_WRONG_ANSWERS = {
     "trpo_step_size": {
         "missing the factor 2": ("return torch.sqrt(delta / (s @ Fs))", "factor 2 is missing"),
         "missing the square root": ("return 2 * delta / (s @ Fs)", "square root is missing"),
-        "delta instead of 2 delta, no square root": ("return delta / (s @ Fs)", "both the factor 2 and the square root"),
+        "delta instead of 2 delta, no square root": ("return delta / (s @ Fs)",
+                                                     "both the factor 2 and the square root"),
         "inverted fraction": ("return torch.sqrt((s @ Fs) / (2 * delta))", "upside down"),
         "norms instead of s^T F s": ("return torch.sqrt(2 * delta / (s.norm() * Fs.norm()))", "product of norms"),
         "norm of Fs": ("return torch.sqrt(2 * delta / Fs.norm())", "the norm of Fs"),
@@ -266,10 +270,12 @@ VISIBLE_WRONG_ANSWERS = {
         "starts at half the step": (LINE_SEARCH.replace("shrink ** k", "shrink ** (k + 1)").format(
             condition="kl <= delta and gain > 0", fallback="torch.zeros_like(full_step)"), "full step first"),
         "keeps the smallest acceptable step": ("accepted = torch.zeros_like(full_step)\n" + TRIES_LOOP +
-                                               "    if kl <= delta and gain > 0:\n        accepted = step\nreturn accepted",
+                                               "    if kl <= delta and gain > 0:\n        accepted = step\n"
+                                               "return accepted",
                                                "return the first try"),
         "keeps the best step of all tries": ("best, best_gain = torch.zeros_like(full_step), 0.0\n" + TRIES_LOOP +
-                                             "    if kl <= delta and gain > best_gain:\n        best, best_gain = step, gain\n"
+                                             "    if kl <= delta and gain > best_gain:\n"
+                                             "        best, best_gain = step, gain\n"
                                              "return best", "FIRST acceptable step"),
         "evaluates the full step every time": ("for k in range(max_tries):\n    step = shrink ** k * full_step\n"
                                                "    gain, kl = evaluate(full_step)\n    if kl <= delta and gain > 0:\n"

@@ -4,7 +4,9 @@ The learner writes ``categorical_kl``, ``conjugate_gradient``, ``trpo_step_size`
 ``backtracking_line_search`` in the lesson. This module holds the same four functions (the widget and
 ``trpo_update`` use them, so both work before the exercises are done) and the plumbing the lesson
 should not have to show: a tiny softmax policy, a seeded CartPole-v1 batch, and a view of the policy
-as a function of one flat parameter vector theta.
+as a function of one flat parameter vector theta. ``TRPOProblem`` and ``trpo_update`` take the four
+functions as arguments (the references by default): lesson 02 runs them with the learner's, and prints
+their source where it explains the surrogate, the mean KL, F v and the update.
 """
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .importance import surrogate_objective
+
 DELTA = 0.01  # the KL radius of the trust region TRPO's paper uses
 
 Evaluate = Callable[[torch.Tensor], "tuple[float, float]"]
+KL = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]   # categorical_kl(p_logits, q_logits)
 
 
 # --- the four exercises, reference versions --------------------------------------------------
@@ -29,7 +34,8 @@ def categorical_kl(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tens
     Logits are unnormalised, so both go through log_softmax first. The sum is weighted by p, the
     first argument: in TRPO that is pi_old, the policy that collected the data.
     """
-    log_p, log_q = torch.log_softmax(p_logits, dim=-1), torch.log_softmax(q_logits, dim=-1)
+    log_p = torch.log_softmax(p_logits, dim=-1)
+    log_q = torch.log_softmax(q_logits, dim=-1)
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
 
 
@@ -178,10 +184,14 @@ def fisher_vector_product(mean_kl: Callable[[torch.Tensor], torch.Tensor], theta
 
 
 class TRPOProblem:
-    """One TRPO update's ingredients on a batch: the surrogate, the mean KL, and their derivatives."""
+    """One TRPO update's ingredients on a batch: the surrogate, the mean KL, and their derivatives.
 
-    def __init__(self, policy: nn.Module, batch: Batch, damping: float = 0.1):
-        self.flat, self.batch, self.damping = FlatPolicy(policy), batch, damping
+    ``kl(p_logits, q_logits)`` is the per-state KL the mean KL averages (lesson 02 passes the learner's
+    ``categorical_kl``). ``damping`` is the lambda of ``fvp``'s F + lambda I.
+    """
+
+    def __init__(self, policy: nn.Module, batch: Batch, damping: float = 0.1, kl: KL = categorical_kl):
+        self.flat, self.batch, self.damping, self.kl = FlatPolicy(policy), batch, damping, kl
         self.theta_old = self.flat.theta
         with torch.no_grad():
             self.old_logits = self.flat.logits(batch.obs, self.theta_old)
@@ -190,14 +200,14 @@ class TRPOProblem:
             self.surrogate_old = float(self.surrogate(self.theta_old))   # the mean advantage: r = 1 everywhere
 
     def surrogate(self, theta: torch.Tensor) -> torch.Tensor:
-        """L(theta) = mean of r * A over the batch, r = pi_theta(a|s) / pi_old(a|s)."""
+        """L(theta) = mean of r * A over the batch, r = pi_theta(a|s) / pi_old(a|s): lesson 01's surrogate."""
         logp = torch.log_softmax(self.flat.logits(self.batch.obs, theta), -1)
         logp = logp.gather(-1, self.batch.actions[:, None]).squeeze(-1)
-        return (torch.exp(logp - self.logp_old) * self.batch.advantages).mean()
+        return surrogate_objective(logp, self.logp_old, self.batch.advantages)
 
     def mean_kl(self, theta: torch.Tensor) -> torch.Tensor:
         """Mean over the batch's states of KL(pi_old(.|s) || pi_theta(.|s))."""
-        return categorical_kl(self.old_logits, self.flat.logits(self.batch.obs, theta)).mean()
+        return self.kl(self.old_logits, self.flat.logits(self.batch.obs, theta)).mean()
 
     def gradient(self) -> torch.Tensor:
         """g = grad L at theta_old (which is the policy gradient, lesson 01)."""
@@ -228,8 +238,14 @@ class TRPOStep:
     kl: float                 # measured mean KL of the accepted step
 
 
-def trpo_update(problem: TRPOProblem, delta: float = DELTA, cg_iters: int = 10) -> TRPOStep:
-    """One TRPO update: natural direction by conjugate gradient, maximal step, backtracking line search."""
+def trpo_update(problem: TRPOProblem, delta: float = DELTA, cg_iters: int = 10, *,
+                conjugate_gradient: Callable[..., torch.Tensor] = conjugate_gradient,
+                trpo_step_size: Callable[..., torch.Tensor] = trpo_step_size,
+                backtracking_line_search: Callable[..., torch.Tensor] = backtracking_line_search) -> TRPOStep:
+    """One TRPO update: natural direction by conjugate gradient, maximal step, backtracking line search.
+
+    The three solvers default to this module's references; lesson 02 passes the learner's.
+    """
     g = problem.gradient()
     s = conjugate_gradient(problem.fvp, g, iters=cg_iters)
     beta = trpo_step_size(s, problem.fvp(s), delta)
