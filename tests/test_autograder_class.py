@@ -25,6 +25,8 @@ from ppo_course.autograder.course import safe_id
 from conftest import LESSONS, SOLUTIONS
 from grading_helpers import hidden_test_lines, solution_answers, submission, with_edit
 
+pytestmark = pytest.mark.slow   # grades a whole class
+
 LESSON = "03-clipped-surrogate"
 FULL = {"clipped_surrogate_tests": 4.0, "clip_is_active_tests": 3.0, "ppo_policy_loss_tests": 3.0}
 ZERO = dict.fromkeys(FULL, 0.0)

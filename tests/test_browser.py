@@ -22,7 +22,7 @@ import pytest
 import browser_helpers as browser
 from conftest import REPO, SOLUTIONS, notebooks
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(240)]   # slow: drives JupyterLab in Chromium
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 # Lessons planned with sliders (DESIGN.md); any other lesson whose code builds sliders joins them.

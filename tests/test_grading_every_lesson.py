@@ -19,6 +19,8 @@ from ppo_course.autograder.grade import Limits, grade
 
 from grading_helpers import hidden_test_lines, points, solution_answers, submission, with_edit
 
+pytestmark = pytest.mark.slow   # grades every lesson in the sandbox
+
 LESSONS = list(MISTAKES)
 
 

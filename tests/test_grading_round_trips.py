@@ -10,6 +10,8 @@ import pytest
 
 from grading_helpers import grade_with_nbgrader, points, solution_answers, submission
 
+pytestmark = pytest.mark.slow   # grades every lesson with nbgrader and the course's grader
+
 # One realistic mistake per lesson: (exercise, correct code, wrong code). Where later exercises use the
 # mistaken one, their tests swap in the reference, so the mistake must cost only its own points.
 MISTAKES = {

@@ -32,6 +32,8 @@ import hostile
 from conftest import REPO
 from grading_helpers import hidden_test_lines, points, solution_answers, submission, with_edit
 
+pytestmark = pytest.mark.slow   # grades hostile classes in the sandbox
+
 LESSONS = {
     # lesson: (reference module, {answer_id: (correct fragment, realistic mistake)}); the rest stay correct
     "03-clipped-surrogate": ("clipping", {

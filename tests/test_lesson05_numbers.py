@@ -23,7 +23,7 @@ from conftest import SOLUTIONS
 LESSON = SOLUTIONS / "05-ppo-for-rlhf"
 CURVES = ("reward", "human", "kl", "reviews")
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]   # slow: trains the sweep's runs
 
 
 def notebook_code() -> tuple[str, str]:

@@ -11,6 +11,8 @@ import pytest
 from conftest import LESSONS, SOLUTIONS, notebooks
 from notebook_execution import executed_copy, outcomes_of
 
+pytestmark = pytest.mark.slow   # executes every notebook in both forms
+
 
 def short(source: str) -> str:
     return source.strip().splitlines()[0][:70] if source.strip() else "<empty>"

@@ -19,6 +19,8 @@ import pytest
 from conftest import SOLUTIONS, notebooks
 from notebook_execution import executed_copy
 
+pytestmark = pytest.mark.slow   # executes every solution notebook
+
 DECIMAL_OR_MARKED = re.compile(r"(?<![\w.^{}])(\d+\.\d+|\d+(?=%|x\b|×))(%|x\b|×)?")
 ANY_NUMBER = re.compile(r"-?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 

@@ -10,6 +10,8 @@ from ppo_course.autograder.release import release
 
 from conftest import LESSONS, SOLUTIONS, notebooks
 
+pytestmark = pytest.mark.slow   # releases every lesson with nbgrader
+
 
 def normalised(path):
     nb = json.loads(path.read_text())

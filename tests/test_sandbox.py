@@ -25,6 +25,8 @@ from ppo_course.autograder.student_package import PACKAGE_DIR, build_student_pac
 import hostile
 from conftest import REPO
 
+pytestmark = pytest.mark.slow   # starts sandboxed kernels
+
 MiB = 2**20
 
 
