@@ -59,7 +59,7 @@ def grade_with_nbgrader(course_root: Path, lesson: str,
     config = nbgrader_config(course_root)
     config.ExecutePreprocessor.timeout = 60
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-    assert api.generate_assignment(lesson)["success"]
+    assert api.generate_assignment(lesson)["success"], f"stock nbgrader could not generate {lesson} from solutions/"
     notebook_name = lesson_notebook(lesson).stem
     scores = {}
     for student, nb in submissions.items():

@@ -31,7 +31,7 @@ def load_script():
 
 def test_the_script_draws_every_figure(tmp_path, capsys):
     script = load_script()
-    assert script.main(["--fast", "--out", str(tmp_path)]) == 0
+    assert script.main(["--fast", "--out", str(tmp_path)]) == 0, "make_assets.py --fast must draw every figure"
     for name in script.FIGURES:
         path = tmp_path / name
         assert path.is_file(), f"make_assets.py did not write {name}"
@@ -54,7 +54,8 @@ def test_a_bad_output_folder_is_a_one_line_error(tmp_path):
     run = subprocess.run([sys.executable, str(SCRIPT), "--out", str(not_a_folder)], capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 2, f"expected exit 2 for a bad --out, got {run.returncode}"
-    assert "Traceback" not in run.stderr and "is not a folder" in run.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in run.stderr and "is not a folder" in run.stderr.strip().splitlines()[-1], (
+        f"a bad --out must end in a one-line 'is not a folder' error, not a traceback:\n{run.stderr}")
 
 
 def test_readme_images_exist():

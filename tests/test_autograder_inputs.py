@@ -39,7 +39,7 @@ def test_contract_of_lesson_03():
     ("def clip_is_active(ratio, adv, eps=0.2):\n    return (", False),   # broken, but the learner's own
 ])
 def test_stub_detection(source, stub):
-    assert is_stub(source, ("clip_is_active",)) is stub
+    assert is_stub(source, ("clip_is_active",)) is stub, f"is_stub should be {stub} for this answer:\n{source}"
 
 
 def test_last_real_definition_wins_over_stub_and_earlier_attempts():
@@ -47,8 +47,9 @@ def test_last_real_definition_wins_over_stub_and_earlier_attempts():
         "def clip_is_active(ratio, adv, eps=0.2):\n    return 1", STUB, "x = 1",
         "def clip_is_active(ratio, adv, eps=0.2):\n    return 2", STUB)]
     exercise = CONTRACT.exercises[1]
-    assert find_answer(cells, exercise).source.endswith("return 2")
-    assert find_answer([nbformat.v4.new_code_cell(STUB)], exercise) is None
+    assert find_answer(cells, exercise).source.endswith("return 2"), (
+        "of several definitions of clip_is_active, the last real one (not a later stub) must be the answer")
+    assert find_answer([nbformat.v4.new_code_cell(STUB)], exercise) is None, "a cell holding only the stub is no answer"
 
 
 @pytest.mark.parametrize("data, message", [
@@ -75,8 +76,11 @@ def test_rebuild_keeps_the_course_cells_and_only_takes_answers():
     for cell in expected.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") in answers:
             cell.source = answers[cell.metadata.nbgrader.grade_id]
-    assert [c.source for c in rebuilt.notebook.cells] == [c.source for c in expected.cells]
-    assert sum("edited: restored" in note for note in rebuilt.notes) == 3
+    assert [c.source for c in rebuilt.notebook.cells] == [c.source for c in expected.cells], (
+        "the rebuilt notebook must be the released one with only the answers taken from the submission: "
+        "test cells restored, scratch cells dropped")
+    assert sum("edited: restored" in note for note in rebuilt.notes) == 3, (
+        f"each of the 3 test cells replaced by `pass` must be noted as 'edited: restored': {rebuilt.notes}")
 
 
 def make_zip(path, entries: dict[str, bytes]):
@@ -96,23 +100,32 @@ def test_collect_moodle_folders_and_hostile_names(tmp_path, capsys):
         "__MACOSX/._junk": b"x",
     })
     course = tmp_path / "course"
-    assert main(["collect", str(upload), "--course", str(course), "--lesson", "3", "--id-pattern", "moodle"]) == 0
+    assert main(["collect", str(upload), "--course", str(course), "--lesson", "3", "--id-pattern", "moodle"]) == 0, (
+        "collect must accept a Moodle zip with --id-pattern moodle")
     files = sorted(p.relative_to(course).as_posix() for p in course.rglob("*") if p.is_file())
     assert files == ["collected.csv", f"submitted/201/{LESSON}/03-clipped-surrogate.ipynb",
-                     f"submitted/202/{LESSON}/lesson_3.ipynb", f"submitted/202/{LESSON}/lesson_3_.ipynb"]
-    assert "skipped Eve_203_assignsubmission_file_/../../../escape.ipynb" in capsys.readouterr().out
-    assert not list(tmp_path.rglob("escape.ipynb"))
+                     f"submitted/202/{LESSON}/lesson_3.ipynb", f"submitted/202/{LESSON}/lesson_3_.ipynb"], (
+        "Jane's and both of Ali's files (names made safe) collected; the climbing path and __MACOSX skipped")
+    assert "skipped Eve_203_assignsubmission_file_/../../../escape.ipynb" in capsys.readouterr().out, (
+        "a zip entry whose path climbs out of its folder (../) must be skipped, and named")
+    assert not list(tmp_path.rglob("escape.ipynb")), "the entry .../../../escape.ipynb must not be written anywhere"
     assert (course / f"submitted/201/{LESSON}/03-clipped-surrogate.ipynb").read_bytes() == b"jane"
-    assert "Jane Smith" in (course / "collected.csv").read_text()
+    assert "Jane Smith" in (course / "collected.csv").read_text(), (
+        "collected.csv must record the student's name taken from the Moodle file name")
     # again: nothing new; a changed file with the same name is kept beside the first
-    assert main(["collect", str(upload), "--course", str(course), "--lesson", "03"]) == 0
-    assert "3 already there" in capsys.readouterr().out
+    assert main(["collect", str(upload), "--course", str(course), "--lesson", "03"]) == 0, (
+        "collecting the same zip a second time must succeed")
+    assert "3 already there" in capsys.readouterr().out, (
+        "collecting again must report the 3 files as already there, not copy them again")
     folders = tmp_path / "folders" / "201"
     folders.mkdir(parents=True)
     (folders / "03-clipped-surrogate.ipynb").write_bytes(b"jane, later")
-    assert main(["collect", str(tmp_path / "folders"), "--course", str(course), "--lesson", "03"]) == 0
-    assert (course / f"submitted/201/{LESSON}/03-clipped-surrogate (2).ipynb").read_bytes() == b"jane, later"
-    assert (course / f"submitted/201/{LESSON}/03-clipped-surrogate.ipynb").read_bytes() == b"jane"
+    assert main(["collect", str(tmp_path / "folders"), "--course", str(course), "--lesson", "03"]) == 0, (
+        "collect must accept a folder of <student id>/ subfolders")
+    assert (course / f"submitted/201/{LESSON}/03-clipped-surrogate (2).ipynb").read_bytes() == b"jane, later", (
+        "a changed file under an already collected name must be kept beside the first, as '... (2)'")
+    assert (course / f"submitted/201/{LESSON}/03-clipped-surrogate.ipynb").read_bytes() == b"jane", (
+        "the first collected file must not be overwritten by a later one of the same name")
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -140,7 +153,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
             else _returns(2) as outcome:
         outcome.value = main([a.format(tmp=tmp_path) for a in argv])
     if isinstance(outcome.value, SystemExit):
-        assert outcome.value.code == 2
+        assert outcome.value.code == 2, "a bad command-line argument must exit with status 2"
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err, err
 
@@ -165,7 +178,7 @@ def test_console_entry_point_help_and_error():
                            capture_output=True, text=True).stdout
     for option in ("--course", "--jobs", "--cell-timeout", "--timeout", "--memory-gb", "--max-processes",
                    "--scratch-mb", "--no-sandbox", "--student", "--force"):
-        assert option in helps
+        assert option in helps, f"`grade --help` must document {option}"
 
 
 def test_stock_nbgrader_config_is_the_course_configuration(tmp_path, monkeypatch):
@@ -179,8 +192,10 @@ def test_stock_nbgrader_config_is_the_course_configuration(tmp_path, monkeypatch
     code = (SOLUTIONS.parent / "autograder" / "nbgrader_config.py").read_text()
     exec(compile(code, "nbgrader_config.py", "exec"), {"get_config": lambda: config})
     assert config.CourseDirectory.root == str(tmp_path)
-    assert StderrIsNotFailure in config.Autograde.autograde_preprocessors
-    assert TrimTracebacks in config.GenerateFeedback.preprocessors
+    assert StderrIsNotFailure in config.Autograde.autograde_preprocessors, (
+        "autograding must use StderrIsNotFailure, or a harmless warning on stderr costs a test cell its points")
+    assert TrimTracebacks in config.GenerateFeedback.preprocessors, (
+        "feedback must use TrimTracebacks, or failed tests show tracebacks that quote the hidden tests")
     assert config.ClearSolutions.code_stub == {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 
@@ -200,10 +215,14 @@ def test_helpers_from_the_learners_own_cells_are_carried_into_the_answer():
     nb.cells.insert(0, nbformat.v4.new_code_cell("def unused():\n    return 1"))
     rebuilt = rebuild(nbformat.writes(nb).encode(), RELEASED, CONTRACT)
     carried = rebuilt.answers["clipped_surrogate"].source
-    assert "def _clip" in carried and "def _pick_smaller" in carried and "import torch as T" in carried
-    assert "scratch work" not in carried and "def unused" not in carried
-    assert any("carried along" in note for note in rebuilt.notes)
+    assert "def _clip" in carried and "def _pick_smaller" in carried and "import torch as T" in carried, (
+        f"the helpers and the import the answer uses must be carried into it:\n{carried}")
+    assert "scratch work" not in carried and "def unused" not in carried, (
+        f"code the answer does not use (a print, an unused function) must be left out:\n{carried}")
+    assert any("carried along" in note for note in rebuilt.notes), (
+        f"the rebuild must note that helpers were carried along: {rebuilt.notes}")
     run_tests_against(LESSON, "clipped_surrogate", carried)  # the rebuilt answer passes the course's tests
     # An answer that needs nothing from elsewhere is taken as written.
     assert rebuild(nbformat.writes(submission(LESSON, answers)).encode(), RELEASED, CONTRACT) \
-        .answers["clipped_surrogate"].source == answers["clipped_surrogate"]
+        .answers["clipped_surrogate"].source == answers["clipped_surrogate"], (
+            "an answer that needs no helper must be taken exactly as written")

@@ -108,7 +108,8 @@ def test_runtime_is_a_python_the_package_supports():
 
 def test_binder_link_opens_jupyterlab_on_the_lessons():
     url = urlparse(links.binder_url("lessons"))
-    assert url.netloc == "mybinder.org" and url.path == f"/v2/gh/{links.GITHUB_REPO}/{links.BRANCH}"
+    assert url.netloc == "mybinder.org" and url.path == f"/v2/gh/{links.GITHUB_REPO}/{links.BRANCH}", (
+        f"the Binder link must build {links.GITHUB_REPO}@{links.BRANCH} on mybinder.org: {url.geturl()}")
     urlpath = parse_qs(url.query)["urlpath"][0]
     assert urlpath.startswith("lab/tree/"), f"the Binder link should open JupyterLab, not {urlpath}"
     assert (REPO / urlpath.removeprefix("lab/tree/")).is_dir(), f"{urlpath} is not a folder of the repository"

@@ -114,13 +114,13 @@ def test_plain_values_round_trip(kernel):
               np.float32(1.5), np.arange(6, dtype=np.int16).reshape(2, 3), torch.float64,
               torch.tensor([True, False]), torch.ones(2, dtype=torch.bfloat16), torch.empty(0, 3), torch.tensor(7))
     args, kwargs = call(peer, "echo", *values, key=np.nan)
-    assert math.isnan(kwargs["key"])
+    assert math.isnan(kwargs["key"]), f"NaN passed as a keyword argument came back as {kwargs['key']!r}"
     for sent, got in zip(values, args):
-        assert type(got) is type(sent)
+        assert type(got) is type(sent), f"{sent!r} crossed the bridge and came back as a {type(got).__name__}"
         if isinstance(sent, torch.Tensor):
-            assert got.dtype == sent.dtype and torch.equal(got, sent)
+            assert got.dtype == sent.dtype and torch.equal(got, sent), f"the tensor {sent!r} came back as {got!r}"
         elif isinstance(sent, np.ndarray):
-            assert got.dtype == sent.dtype and np.array_equal(got, sent)
+            assert got.dtype == sent.dtype and np.array_equal(got, sent), f"the array {sent!r} came back as {got!r}"
         else:
             assert got == sent
 
@@ -130,10 +130,13 @@ def test_gradients_flow_back_through_the_learner_function(kernel):
     ratio = torch.tensor([0.5, 1.0, 1.5, 0.5, 1.0, 1.5], requires_grad=True)
     adv = torch.tensor([1.0, 1.0, 1.0, -1.0, -1.0, -1.0])
     value = call(peer, "clipped_surrogate", ratio, adv)
-    assert type(value) is torch.Tensor and value.requires_grad
-    assert torch.allclose(value.detach(), clipping.clipped_surrogate(ratio, adv).detach())
+    assert type(value) is torch.Tensor and value.requires_grad, (
+        f"the learner's result must arrive as a plain tensor attached to the grader's autograd graph: {value!r}")
+    assert torch.allclose(value.detach(), clipping.clipped_surrogate(ratio, adv).detach()), (
+        "the learner's clipped_surrogate, called across the bridge, must give the reference's values")
     value.sum().backward()
-    assert ratio.grad.tolist() == [1.0, 1.0, 0.0, 0.0, -1.0, -1.0]
+    assert ratio.grad.tolist() == [1.0, 1.0, 0.0, 0.0, -1.0, -1.0], (
+        "backward() in the grader must reach the ratio through the learner's function, zero where clipped")
     with pytest.raises(RuntimeError):  # first derivatives only
         x = torch.tensor([1.0], requires_grad=True)
         (g,) = torch.autograd.grad(call(peer, "clipped_surrogate", x, torch.ones(1)).sum(), x, create_graph=True)
@@ -149,18 +152,25 @@ def test_a_reference_swapped_in_runs_in_the_grader_and_gradients_cross_twice(ker
         return clipping.clipped_surrogate(ratio, adv, eps)
 
     handle = peer.register(reference)
-    assert peer.request({"op": "swap", "name": "clipped_surrogate", "handle": handle})[0]["op"] == "return"
+    assert peer.request({"op": "swap", "name": "clipped_surrogate", "handle": handle})[0]["op"] == "return", (
+        "the kernel must accept swapping the grader's reference in for clipped_surrogate")
     logp_old = torch.log(torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64))
     logp_new = torch.log(torch.tensor([0.3, 0.5, 0.3], dtype=torch.float64)).requires_grad_(True)
     adv = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
     loss = call(peer, "ppo_policy_loss", logp_new, logp_old, adv)
     expected = clipping.ppo_policy_loss(logp_new, logp_old, adv)
-    assert seen == [torch.Size([3])] and torch.allclose(loss, expected)
+    assert seen == [torch.Size([3])] and torch.allclose(loss, expected), (
+        f"ppo_policy_loss in the kernel must call the swapped-in reference once (calls: {seen}) and give "
+        f"the reference loss {expected.item()}, got {loss.item()}")
     loss.backward()
     (want,) = torch.autograd.grad(expected, logp_new)
-    assert torch.allclose(logp_new.grad, want)
-    assert peer.request({"op": "restore", "name": "clipped_surrogate"})[0]["op"] == "return"
-    assert not isinstance(namespace["clipped_surrogate"], bridge.RemoteCallable)
+    assert torch.allclose(logp_new.grad, want), (
+        f"gradients that cross the bridge twice (grader -> kernel -> grader reference) must be the reference's: "
+        f"{logp_new.grad} != {want}")
+    assert peer.request({"op": "restore", "name": "clipped_surrogate"})[0]["op"] == "return", (
+        "the kernel must accept restoring the learner's own clipped_surrogate")
+    assert not isinstance(namespace["clipped_surrogate"], bridge.RemoteCallable), (
+        "after restore the learner's namespace must hold its own function again, not the grader's reference")
 
 
 def test_callables_are_called_back_in_the_grader(kernel):
@@ -174,21 +184,27 @@ def test_callables_are_called_back_in_the_grader(kernel):
         return A @ v
 
     x = call(peer, "solve", Avp, b)
-    assert torch.allclose(x, torch.linalg.solve(A, b)) and len(products) == 2
+    assert torch.allclose(x, torch.linalg.solve(A, b)) and len(products) == 2, (
+        f"the learner's CG must solve the 2x2 system calling the grader's Avp back twice: x={x}, "
+        f"{len(products)} calls")
 
 
 def test_in_place_changes_reach_the_caller_and_results_are_plain(kernel):
     peer, _, _ = kernel
     x = torch.ones(3)
-    assert call(peer, "doubles_in_place", x) is None
+    assert call(peer, "doubles_in_place", x) is None, "a function that returns None must return None over the bridge"
     assert x.tolist() == [2.0, 2.0, 2.0], "a test that checks inputs are untouched must see the change"
     doubled, stats, arrays = call(peer, "several", torch.tensor([1.0, 2.0], requires_grad=True))
-    assert doubled.requires_grad and stats["n"] == 3 and isinstance(arrays[0], np.ndarray)
+    assert doubled.requires_grad and stats["n"] == 3 and isinstance(arrays[0], np.ndarray), (
+        f"nested results must arrive as plain values (a tensor with its graph, an int, an array): "
+        f"{doubled!r}, {stats!r}, {arrays!r}")
     lie = call(peer, "lying_tensor", torch.ones(2))
-    assert type(lie) is torch.Tensor and not bool((lie == torch.ones(2)).all())
+    assert type(lie) is torch.Tensor and not bool((lie == torch.ones(2)).all()), (
+        f"a Tensor subclass that says == is always True must arrive as a plain tensor that tells the truth: {lie!r}")
     with pytest.raises(TypeError, match="Anything objects cannot be passed"):
         call(peer, "lying_object", torch.ones(2))
-    assert call(peer, "uses_parameter", torch.ones(2)).requires_grad
+    assert call(peer, "uses_parameter", torch.ones(2)).requires_grad, (
+        "a result that depends on a parameter created in the learner's function must still require grad")
 
 
 def test_errors_arrive_as_data(kernel):
@@ -225,7 +241,9 @@ def test_the_grader_answers_nothing_but_its_own_callables():
         with pytest.raises(ProtocolError):
             peer.answer(*peer.reader.read(time.monotonic() + 5))
         reply = json.loads(_raw_frame(kernel_end)[0])
-        assert reply["op"] == "raise" and reply["type"] == "ProtocolError"
+        assert reply["op"] == "raise" and reply["type"] == "ProtocolError", (
+            f"the grader must refuse the kernel's {request['op']!r} request outside the contract with a "
+            f"ProtocolError, not answer it: {reply}")
 
 
 def _raw_frame(sock):

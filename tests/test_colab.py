@@ -131,7 +131,8 @@ def run_cell(source: str) -> None:
 
 
 def check_does_nothing_outside_colab(source: str, monkeypatch, capsys) -> None:
-    assert "google.colab" not in sys.modules
+    assert "google.colab" not in sys.modules, (
+        "this check needs a Python without google.colab: a fake one was left in sys.modules")
     pip = FakePip()
     monkeypatch.setattr(subprocess, "run", pip)
     try:

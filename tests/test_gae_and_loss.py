@@ -235,5 +235,9 @@ def test_loss_gradients_have_the_right_signs():
     entropy = torch.tensor([0.6, 0.3, 0.3], requires_grad=True)
     loss = ppo_loss(logp, logp, torch.tensor([1.0, -2.0, 0.5]), values, torch.tensor([2.0, 2.0, 1.0]), entropy)
     loss.backward()
-    assert torch.allclose(loss, torch.tensor(1 / 6 + 0.5 * 5 / 3 - 0.01 * 0.4))
-    assert (entropy.grad < 0).all() and values.grad[0] < 0 < values.grad[2]
+    assert torch.allclose(loss, torch.tensor(1 / 6 + 0.5 * 5 / 3 - 0.01 * 0.4)), (
+        f"ppo_loss = -mean(adv) (ratio 1) + c1 * MSE(V, R) - c2 * mean(entropy) = 1/6 + 0.5 * 5/3 - 0.01 * 0.4, "
+        f"got {loss.item()}")
+    assert (entropy.grad < 0).all() and values.grad[0] < 0 < values.grad[2], (
+        f"descending the loss must raise the entropy (grad < 0) and pull V towards R (V=1 < R=2: grad < 0; "
+        f"V=3 > R=1: grad > 0): entropy.grad={entropy.grad}, values.grad={values.grad}")

@@ -45,16 +45,21 @@ def test_scores_match_the_stock_round_trip(graded_course, lesson):
     exercise = MISTAKES[lesson][0]
     full = points(lesson)
     assert {s: records[lesson, s]["status"] for s in ("perfect", "blank", "mistaken")} == dict.fromkeys(
-        ("perfect", "blank", "mistaken"), "graded")
-    assert records[lesson, "perfect"]["scores"] == full
-    assert records[lesson, "blank"]["scores"] == dict.fromkeys(full, 0.0)
-    assert records[lesson, "mistaken"]["scores"] == dict(full, **{f"{exercise}_tests": 0.0})
+        ("perfect", "blank", "mistaken"), "graded"), (
+        f"all three {lesson} submissions must be graded, not time out or crash: "
+        f"{ {s: records[lesson, s].get('message') for s in ('perfect', 'blank', 'mistaken')} }")
+    assert records[lesson, "perfect"]["scores"] == full, "the reference answers must get full marks in every test cell"
+    assert records[lesson, "blank"]["scores"] == dict.fromkeys(full, 0.0), (
+        "a blank submission (the released stubs) must get 0 in every test cell")
+    assert records[lesson, "mistaken"]["scores"] == dict(full, **{f"{exercise}_tests": 0.0}), (
+        f"the mistake in {exercise} must cost only {exercise}_tests' points: later tests swap in the reference")
 
 
 @pytest.mark.parametrize("lesson", LESSONS)
 def test_feedback_is_written_with_its_score_and_without_hidden_tests(graded_course, lesson):
     course, records, pages = graded_course
-    assert [row for row in pages if row[0] == lesson and row[2].startswith("error")] == []
+    assert [row for row in pages if row[0] == lesson and row[2].startswith("error")] == [], (
+        f"feedback could not be written for these {lesson} pages")
     hidden = hidden_test_lines(lesson)
     assert hidden, f"lesson {lesson} has hidden tests to hide"
     for student in ("perfect", "blank", "mistaken"):
@@ -63,7 +68,8 @@ def test_feedback_is_written_with_its_score_and_without_hidden_tests(graded_cour
                         .replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
         assert [line for line in hidden if " ".join(line.split()) in seen] == [], (lesson, student)
         total, maximum = records[lesson, student]["total"], records[lesson, student]["max"]
-        assert f"(Score: {total:.1f} / {maximum:.1f})" in page
+        assert f"(Score: {total:.1f} / {maximum:.1f})" in page, (
+            f"{student}'s {lesson} feedback must show the score it was graded with, {total:.1f} / {maximum:.1f}")
 
 
 def test_teaching_cells_are_not_run_while_grading(graded_course):

@@ -26,4 +26,5 @@ MISTAKES = {
 @pytest.mark.parametrize("lesson", list(MISTAKES))
 def test_stock_nbgrader_gives_full_marks(tmp_path, lesson):
     scores = grade_with_nbgrader(tmp_path, lesson, {"perfect": submission(lesson, solution_answers(lesson))})
-    assert scores["perfect"] == points(lesson)
+    assert scores["perfect"] == points(lesson), (
+        f"stock nbgrader must give the reference answers of {lesson} full marks in every test cell")

@@ -199,7 +199,9 @@ def test_no_trick_scores_more_than_its_honest_twin(hostile_class):
     full = sum(points(hostile_class["lesson"]).values())
     assert twin["status"] == "graded" and 0 < twin["total"] < full, twin
     tricks = {name: r for name, r in records.items() if name.startswith("trick-")}
-    assert len(tricks) == len(hostile.GLOBAL_TRICKS) + len(hostile.WRAPPERS) + 3
+    assert len(tricks) == len(hostile.GLOBAL_TRICKS) + len(hostile.WRAPPERS) + 3, (
+        f"every trick student must have a result (one per GLOBAL_TRICKS and WRAPPERS entry, plus the borrower, "
+        f"the delegator and the source reader): {sorted(tricks)}")
     earned = {name: (r["status"], r["total"]) for name, r in tricks.items() if r["total"] > twin["total"]}
     assert earned == {}, f"tricks that scored more than the honest twin's {twin['total']}: {earned}"
     for name, record in tricks.items():
@@ -239,16 +241,21 @@ def test_the_probe_reached_nothing(hostile_class):
         f"the kernel must never be sent a hidden test: {ran}")
     host = hostile_class["host"]
     assert hostile_class["connections"] == 0, "a connection from the sandbox reached the host"
-    assert [p for p in host.paths if Path(p).exists()] == []
+    assert [p for p in host.paths if Path(p).exists()] == [], (
+        "the probe wrote to these host paths (course folder, another student, the package, solutions/, /tmp, "
+        "/root, sys.prefix): the sandbox's read-only, private mounts must have kept every write inside")
     assert hostile_class["survivors"] == [], "a process the probe started outlived grading"
 
 
 def test_fork_bombs_full_disks_and_memory_hogs_are_contained(hostile_class):
     started = int(answer_output(hostile_class, "fork-bomb").split("FORKBOMB started ")[1].split()[0])
     assert started < 64, started
-    assert "FILLER stopped" in answer_output(hostile_class, "disk-filler")
+    assert "FILLER stopped" in answer_output(hostile_class, "disk-filler"), (
+        f"writing 400 MiB must be stopped by the 64 MiB scratch limit: {answer_output(hostile_class, 'disk-filler')}")
     if "memory-hog" in hostile_class["records"]:
-        assert "MEMORY touched 300 MiB" in answer_output(hostile_class, "memory-fits")
+        assert "MEMORY touched 300 MiB" in answer_output(hostile_class, "memory-fits"), (
+            f"an answer using 300 MiB must run within the {MEMORY_GB:g} GB memory limit: "
+            f"{answer_output(hostile_class, 'memory-fits')}")
         hog = hostile_class["records"]["memory-hog"]
         first = first_answer(hostile_class["lesson"])
         assert hog["status"] == "crashed" and f"more than {MEMORY_GB:g} GB of memory" in hog["message"], hog
@@ -256,12 +263,14 @@ def test_fork_bombs_full_disks_and_memory_hogs_are_contained(hostile_class):
 
 
 def test_submitted_files_are_unchanged(hostile_class):
-    assert hostile_class["before"] == hostile_class["after"]
-    assert len(hostile_class["before"]) == len(hostile_class["students"])
+    assert hostile_class["before"] == hostile_class["after"], (
+        "a submitted notebook changed (or one was added) while the hostile class was graded")
+    assert len(hostile_class["before"]) == len(hostile_class["students"]), "one submitted notebook per student"
 
 
 def test_the_summary_says_the_sandbox_was_on(hostile_class):
     for record in hostile_class["records"].values():
         assert record["isolation"].startswith("sandbox: bubblewrap"), record
         assert "GB" in record["memory_limit"], record
-    assert "WARNING" not in hostile_class["summary"]
+    assert "WARNING" not in hostile_class["summary"], (
+        f"the class was graded in the sandbox: its summary must carry no WARNING:\n{hostile_class['summary']}")

@@ -91,8 +91,9 @@ print("cwd", os.getcwd(), open("data.json").read())
                     if str(path).startswith("/tmp/")}   # a runtime under /tmp (a clone there) shows through
     tmp_entries = eval(out.split("tmp ", 1)[1].splitlines()[0])
     assert set(tmp_entries) <= runtime_tops, tmp_entries
-    assert "home ['03-clipped-surrogate'] ['data.json']" in out
-    assert '{"released": true}' in out
+    assert "home ['03-clipped-surrogate'] ['data.json']" in out, (
+        f"the kernel's home must hold only the lesson's folder, and that only the released data file:\n{out}")
+    assert '{"released": true}' in out, f"the released data file must be readable in the kernel's folder:\n{out}"
     top = eval(out.splitlines()[0][4:])
     assert set(top) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "tmp",
                         "home", "run", *Path(PACKAGE_DIR).parts[1:2], *Path(sys.base_prefix).parts[1:2],
@@ -129,7 +130,9 @@ print(socket.if_nameindex())
             server.accept()  # nobody ever connected
         server.close()
     assert "connected" not in out and "refused" not in out and "udp sent" not in out, out
-    assert "unreachable 127.0.0.1 [Errno 101] Network is unreachable" in out
+    assert "unreachable 127.0.0.1 [Errno 101] Network is unreachable" in out, (
+        f"connecting to a listener on the host's 127.0.0.1 must fail as unreachable: the kernel's own network "
+        f"namespace has loopback down:\n{out}")
 
 
 def test_the_runtime_and_the_package_are_read_only(kernel):
@@ -152,8 +155,10 @@ except OSError as error:
     assert "run folder full: No space left on device" in out, out
     assert sorted(p.name for p in kernel.layout.run_dir.iterdir()) == ["kernel.json", "launch.json"], (
         "nothing in the sandbox may write to a folder of the host")
-    assert not (PACKAGE_DIR / "written-by-student.txt").exists()
-    assert not list(PACKAGE_DIR.glob("__pycache__/*.student*"))
+    assert not (PACKAGE_DIR / "written-by-student.txt").exists(), (
+        "the kernel wrote into the course package folder: the sandbox must mount it read-only")
+    assert not list(PACKAGE_DIR.glob("__pycache__/*.student*")), (
+        "the kernel left compiled files in the host's package folder: it must have been mounted read-only")
 
 
 def test_other_processes_and_the_graders_environment_are_invisible(kernel):
@@ -168,7 +173,8 @@ print("secret", "PPO_GRADER_SECRET" in os.environ, sorted(os.environ)[:3])
 """)
     assert "host pid visible False" in out and "secret False" in out, out
     assert int(out.split("pids ")[1].split()[0]) < 10, out
-    assert b"pytest".decode() not in out.split("cmdlines")[1]
+    assert b"pytest".decode() not in out.split("cmdlines")[1], (
+        f"the kernel read the host's pytest command line from /proc: it must have a PID namespace of its own:\n{out}")
 
 
 def test_the_courses_reference_is_a_stub_with_no_source_to_read(kernel):
@@ -183,7 +189,9 @@ from ppo_course.gae import compute_gae   # another lesson's reference is untouch
 print("gae works:", compute_gae(torch.ones(2), torch.zeros(2), torch.zeros(2), torch.tensor(0.0))[0].tolist())
 """)
     assert "stub: ppo_course.clipping.clipped_surrogate is the course's reference" in out, out
-    assert "minimum in source: False" in out and "gae works: [1.94" in out
+    assert "minimum in source: False" in out and "gae works: [1.94" in out, (
+        f"the graded lesson's reference source must not be readable in the kernel, while another lesson's "
+        f"reference (compute_gae) still works:\n{out}")
 
 
 def test_no_nested_user_namespaces_and_limits_in_place(kernel):
@@ -207,7 +215,9 @@ def test_nothing_it_starts_outlives_it(sandbox, student_package):
     deadline = time.monotonic() + 10
     while survivors(token) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert survivors(token) == []
+    assert survivors(token) == [], (
+        "a double-forked daemon and a new-session subprocess outlived the kernel: stopping it must kill every "
+        "process it started (its own PID namespace, --die-with-parent)")
 
 
 def survivors(token: str) -> list[psutil.Process]:
@@ -228,7 +238,8 @@ def test_resident_memory_is_limited_not_address_space(sandbox, student_package):
                            "print('address space', "
                            "open('/proc/self/status').read().split('VmPeak:')[1].split()[0], 'kB')")
         if kernel.cgroups is None:   # the fallback, said so: an address-space limit
-            assert "address space" in kernel.memory_limit
+            assert "address space" in kernel.memory_limit, (
+                f"without a memory cgroup the kernel must say its limit is on address space: {kernel.memory_limit!r}")
             return
         assert "touched 400 MiB" in fits and "resident (cgroup" in kernel.memory_limit, fits
         assert int(fits.split("address space ")[1].split()[0]) > 1024 * 1024, "torch's mappings exceed 1 GiB"
@@ -275,7 +286,8 @@ def test_grade_stops_when_the_sandbox_cannot_run_unless_told(tmp_path, capsys, m
     (folder / "03-clipped-surrogate.ipynb").write_text("{}")
     monkeypatch.setattr(grade_module, "probe", lambda: "grading in a sandbox needs bubblewrap (bwrap), which is "
                                                        "not installed; or pass --no-sandbox")
-    assert main(["grade", "--course", str(tmp_path / "course"), "--no-progress"]) == 2
+    assert main(["grade", "--course", str(tmp_path / "course"), "--no-progress"]) == 2, (
+        "grade must refuse (exit 2) to run student code when the sandbox cannot start and --no-sandbox is not given")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bubblewrap" in err and "--no-sandbox" in err, err
 
@@ -284,9 +296,12 @@ def test_probe_names_what_is_missing(monkeypatch):
     from ppo_course.autograder import sandbox
 
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
-    assert "needs bubblewrap (bwrap)" in sandbox.probe.__wrapped__() and "--no-sandbox" in sandbox.probe.__wrapped__()
+    assert ("needs bubblewrap (bwrap)" in sandbox.probe.__wrapped__()
+            and "--no-sandbox" in sandbox.probe.__wrapped__()), (
+        "with no bwrap on PATH the probe must say bubblewrap is needed and offer --no-sandbox")
     monkeypatch.setattr(sandbox.platform, "system", lambda: "Darwin")
-    assert "needs Linux namespaces, and this is Darwin" in sandbox.probe.__wrapped__()
+    assert "needs Linux namespaces, and this is Darwin" in sandbox.probe.__wrapped__(), (
+        "on another system the probe must say Linux namespaces are needed, naming the system")
 
 
 def test_no_sandbox_grades_and_says_so_everywhere(tmp_path):
@@ -306,9 +321,14 @@ def test_no_sandbox_grades_and_says_so_everywhere(tmp_path):
     nbformat.write(submission(lesson, solution_answers(lesson)), folder / f"{lesson}.ipynb")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["grade", "--course", str(tmp_path / "course"), "--no-progress", "--no-sandbox"]) == 0
-    assert out.getvalue().startswith("WARNING: no sandbox (--no-sandbox): student code ran with the grader's rights")
-    assert "1 submission: 1 graded" in out.getvalue()
+        assert main(["grade", "--course", str(tmp_path / "course"), "--no-progress", "--no-sandbox"]) == 0, (
+            f"grade --no-sandbox must grade a correct submission and exit 0:\n{out.getvalue()}")
+    assert out.getvalue().startswith("WARNING: no sandbox (--no-sandbox): student code ran with the grader's rights"), (
+        f"without a sandbox, grade's output must open with a warning that says so:\n{out.getvalue()}")
+    assert "1 submission: 1 graded" in out.getvalue(), (
+        f"the summary must count bob's one submission as graded:\n{out.getvalue()}")
     record = json.loads((tmp_path / "course" / "autograded" / "bob" / lesson / "result.json").read_text())
-    assert record["total"] == 10 and record["isolation"].startswith("no sandbox (--no-sandbox)")
-    assert "address space" in record["memory_limit"]
+    assert record["total"] == 10 and record["isolation"].startswith("no sandbox (--no-sandbox)"), (
+        f"bob's correct answers must earn 10 points, and his result must record that no sandbox was used: {record}")
+    assert "address space" in record["memory_limit"], (
+        f"without a sandbox the memory limit can only be on address space: {record['memory_limit']!r}")
