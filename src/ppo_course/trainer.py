@@ -28,6 +28,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 import torch
+from torch import nn
 
 from .agent import ActorCritic, NumpyActor
 from .device import select_device
@@ -193,28 +194,6 @@ def advantages_and_returns(rollout: Rollout, values: torch.Tensor, last_value: t
     return compute_gae(rewards, values, dones, last_value, gamma, lam)
 
 
-def make_optimizer(agent: ActorCritic, lr: float) -> torch.optim.Optimizer:
-    """Adam (eps = 1e-5, as in the PPO reference code), fused into one kernel where torch supports it.
-
-    For nets this small the optimiser step is mostly per-tensor overhead: fused Adam is ~4x faster.
-    """
-    try:
-        return torch.optim.Adam(agent.parameters(), lr=lr, eps=1e-5, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(agent.parameters(), lr=lr, eps=1e-5)
-
-
-def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> None:
-    """Scale all gradients together so that their global L2 norm is at most ``max_norm``.
-
-    The same arithmetic as ``torch.nn.utils.clip_grad_norm_`` (same results), minus its per-call
-    bookkeeping, which costs more than the arithmetic for a dozen small tensors.
-    """
-    grads = [p.grad for p in params if p.grad is not None]
-    total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    torch._foreach_mul_(grads, torch.clamp(max_norm / (total + 1e-6), max=1.0))
-
-
 def prepare_batch(agent: ActorCritic, rollout: Rollout, cfg: PPOConfig, compute_gae: Callable,
                   device: torch.device) -> dict[str, torch.Tensor]:
     """The rollout as flat ``[B]`` tensors on ``device``, with log pi_old, V, GAE advantages, returns.
@@ -236,6 +215,17 @@ def prepare_batch(agent: ActorCritic, rollout: Rollout, cfg: PPOConfig, compute_
     return {k: v[valid] for k, v in batch.items()}
 
 
+def make_optimizer(agent: ActorCritic, lr: float) -> torch.optim.Optimizer:
+    """Adam (eps = 1e-5, as in the PPO reference code), fused into one kernel where torch supports it.
+
+    For nets this small the optimiser step is mostly per-tensor overhead: fused Adam is ~4x faster.
+    """
+    try:
+        return torch.optim.Adam(agent.parameters(), lr=lr, eps=1e-5, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.Adam(agent.parameters(), lr=lr, eps=1e-5)
+
+
 def gradient_step(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
                   cfg: PPOConfig, ppo_loss: Callable) -> Callable[[torch.Tensor, torch.Tensor], None]:
     """``step(indices, adv)`` for ``ppo_update``: one Adam step on PPO's loss over those transitions."""
@@ -249,7 +239,7 @@ def gradient_step(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: d
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.max_grad_norm > 0:
-            clip_grad_norm(params, cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
         optimizer.step()
 
     return step
