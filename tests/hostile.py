@@ -257,26 +257,35 @@ print(f"KERNEL RAN {{len(_code_the_kernel_ran)}} requests; with a secret: "
 '''
 
 
-FORK_BOMB = '''
+def process_spawner(processes: int) -> str:
+    """Start up to ``processes`` sleeping children; print how many started (then kill them: they are many)."""
+    return f"""
 import subprocess as _subprocess
 _children = []
 try:
-    for _ in range(5000):
+    for _ in range({processes}):
         _children.append(_subprocess.Popen(["sleep", "600"]))
 except OSError:
     pass
-print(f"FORKBOMB started {len(_children)} processes")
-'''
+print(f"SPAWNED {{len(_children)}} processes")
+"""
 
-DISK_FILLER = '''
+
+def disk_filler(mib: int) -> str:
+    """Write ``mib`` MiB to a file in the working folder; print whether it all fitted."""
+    return f"""
 try:
     with open("filler.bin", "wb") as _handle:
-        for _ in range(400):
+        for _ in range({mib}):
             _handle.write(b"x" * 2**20)
-    print("FILLER wrote 400 MiB")
+    print("FILLER wrote {mib} MiB")
 except OSError as _error:
-    print(f"FILLER stopped: {_error.strerror}")
-'''
+    print(f"FILLER stopped: {{_error.strerror}}")
+"""
+
+
+FORK_BOMB = process_spawner(5000)
+DISK_FILLER = disk_filler(400)
 
 
 def memory_user(mib: int) -> str:

@@ -248,7 +248,7 @@ def test_the_probe_reached_nothing(hostile_class):
 
 
 def test_fork_bombs_full_disks_and_memory_hogs_are_contained(hostile_class):
-    started = int(answer_output(hostile_class, "fork-bomb").split("FORKBOMB started ")[1].split()[0])
+    started = int(answer_output(hostile_class, "fork-bomb").split("SPAWNED ")[1].split()[0])
     assert started < 64, started
     assert "FILLER stopped" in answer_output(hostile_class, "disk-filler"), (
         f"writing 400 MiB must be stopped by the 64 MiB scratch limit: {answer_output(hostile_class, 'disk-filler')}")

@@ -1,22 +1,11 @@
 """Lesson 01's tests accept the reference answers and reject the wrong answers students really write."""
 from __future__ import annotations
 
-import pytest
-
-from exercise_checks import answer_cases, assert_rejected, function_answer, run_tests_against
-from grading_helpers import solution_answers
+from exercise_checks import LessonExerciseChecks
 
 LESSON = "01-importance-sampling"
 
-SIGNATURES = {
-    "is_estimate": "def is_estimate(f_x, p_x, q_x):",
-    "probability_ratio": "def probability_ratio(logp_new, logp_old):",
-    "surrogate_objective": "def surrogate_objective(logp_new, logp_old, advantages):",
-}
 
-
-def answer(exercise: str, body: str) -> str:
-    return function_answer(SIGNATURES[exercise], body)
 
 
 WRONG_ANSWERS = {
@@ -58,19 +47,6 @@ WRONG_ANSWERS = {
         "mean of r times mean of A": "return probability_ratio(logp_new, logp_old).mean() * advantages.mean()",
     },
 }
-
-CASES = answer_cases(WRONG_ANSWERS)
-
-
-@pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
-def test_reference_answer_passes(exercise):
-    run_tests_against(LESSON, exercise, solution_answers(LESSON)[exercise])
-
-
-@pytest.mark.parametrize("exercise,name,body", CASES, ids=[f"{e}: {n}" for e, n, _ in CASES])
-def test_wrong_answer_is_rejected(exercise, name, body):
-    assert_rejected(LESSON, exercise, answer(exercise, body))
-
 
 # What a student sees: the VISIBLE tests alone must reject each of these, with a message that names the bug.
 # (exercise -> {mistake: (body, a phrase the rejection must contain)})
@@ -140,20 +116,6 @@ VISIBLE_WRONG_ANSWERS = {
     },
 }
 
-VISIBLE_CASES = [(exercise, name, body, hint) for exercise, named in VISIBLE_WRONG_ANSWERS.items()
-                 for name, (body, hint) in named.items()]
-
-
-@pytest.mark.parametrize("exercise,name,body,hint", VISIBLE_CASES, ids=[f"{e}: {n}" for e, n, _, _ in VISIBLE_CASES])
-def test_visible_tests_reject_the_common_mistake_with_its_hint(exercise, name, body, hint):
-    assert_rejected(LESSON, exercise, answer(exercise, body), visible_only=True, hint=hint)
-
-
-@pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
-def test_reference_answer_passes_the_visible_tests(exercise):
-    run_tests_against(LESSON, exercise, solution_answers(LESSON)[exercise], visible_only=True)
-
-
 ALTERNATIVE_CORRECT_ANSWERS = {
     "is_estimate": {"torch.mean of the product": "weights = p_x / q_x\nreturn torch.mean(weights * f_x, dim=-1)",
                     "sum over the last dimension divided by its size":
@@ -168,9 +130,7 @@ ALTERNATIVE_CORRECT_ANSWERS = {
                                              "return (r * advantages.detach()).mean()"},
 }
 
-ALTERNATIVES = answer_cases(ALTERNATIVE_CORRECT_ANSWERS)
 
-
-@pytest.mark.parametrize("exercise,name,body", ALTERNATIVES, ids=[f"{e}: {n}" for e, n, _ in ALTERNATIVES])
-def test_alternative_correct_answer_passes(exercise, name, body):
-    run_tests_against(LESSON, exercise, answer(exercise, body))
+class TestExercises(LessonExerciseChecks, lesson=LESSON, wrong_answers=WRONG_ANSWERS,
+                    visible_wrong_answers=VISIBLE_WRONG_ANSWERS, right_answers=ALTERNATIVE_CORRECT_ANSWERS):
+    """Lesson 01's graded exercises against the lesson's own test cells."""

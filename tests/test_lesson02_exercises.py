@@ -1,24 +1,11 @@
 """Lesson 02's tests accept the reference answers and reject the wrong answers students really write."""
 from __future__ import annotations
 
-import pytest
-
-from exercise_checks import answer_cases, assert_rejected, function_answer, indented, run_tests_against
-from grading_helpers import solution_answers
+from exercise_checks import LessonExerciseChecks, exercise_answer, indented, run_tests_against
 
 LESSON = "02-trpo"
 
-SIGNATURES = {
-    "categorical_kl": "def categorical_kl(p_logits, q_logits):",
-    "conjugate_gradient": "def conjugate_gradient(Avp, b, iters=10, tol=1e-10):",
-    "trpo_step_size": "def trpo_step_size(s, Fs, delta=0.01):",
-    "backtracking_line_search":
-        "def backtracking_line_search(evaluate, full_step, delta=0.01, shrink=0.5, max_tries=10):",
-}
 
-
-def answer(exercise: str, body: str) -> str:
-    return function_answer(SIGNATURES[exercise], body)
 
 
 def cg(loop_body: str, setup: str = "x = torch.zeros_like(b)\nr = b.clone()\np = r.clone()\nr_dot_r = r @ r") -> str:
@@ -120,23 +107,10 @@ WRONG_ANSWERS = {
     },
 }
 
-CASES = answer_cases(WRONG_ANSWERS)
-
-
-@pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
-def test_reference_answer_passes(exercise):
-    run_tests_against(LESSON, exercise, solution_answers(LESSON)[exercise])
-
-
 def test_the_wrong_conjugate_gradients_are_well_formed():
     """The CG variants above are edits of a correct loop: that loop itself must pass."""
-    run_tests_against(LESSON, "conjugate_gradient", answer("conjugate_gradient", cg(CORRECT_CG_LOOP)))
-    run_tests_against(LESSON, "backtracking_line_search", answer("backtracking_line_search", line_search()))
-
-
-@pytest.mark.parametrize("exercise,name,body", CASES, ids=[f"{e}: {n}" for e, n, _ in CASES])
-def test_wrong_answer_is_rejected(exercise, name, body):
-    assert_rejected(LESSON, exercise, answer(exercise, body))
+    for exercise, body in (("conjugate_gradient", cg(CORRECT_CG_LOOP)), ("backtracking_line_search", line_search())):
+        run_tests_against(LESSON, exercise, exercise_answer(LESSON, exercise, body))
 
 
 ALTERNATIVE_CORRECT_ANSWERS = {
@@ -169,14 +143,6 @@ ALTERNATIVE_CORRECT_ANSWERS = {
                              "    fraction *= shrink\nreturn 0 * full_step",
     },
 }
-
-ALTERNATIVES = answer_cases(ALTERNATIVE_CORRECT_ANSWERS)
-
-
-@pytest.mark.parametrize("exercise,name,body", ALTERNATIVES, ids=[f"{e}: {n}" for e, n, _ in ALTERNATIVES])
-def test_alternative_correct_answer_passes(exercise, name, body):
-    run_tests_against(LESSON, exercise, answer(exercise, body))
-
 
 TRIES_LOOP = "for k in range(max_tries):\n    step = shrink ** k * full_step\n    gain, kl = evaluate(step)\n"
 
@@ -292,10 +258,7 @@ VISIBLE_WRONG_ANSWERS = {
     },
 }
 
-VISIBLE_CASES = answer_cases(VISIBLE_WRONG_ANSWERS)
 
-
-@pytest.mark.parametrize("exercise,name,case", VISIBLE_CASES, ids=[f"{e}: {n}" for e, n, _ in VISIBLE_CASES])
-def test_visible_tests_reject_the_common_mistakes_with_the_right_hint(exercise, name, case):
-    body, hint = case
-    assert_rejected(LESSON, exercise, answer(exercise, body), visible_only=True, hint=hint)
+class TestExercises(LessonExerciseChecks, lesson=LESSON, wrong_answers=WRONG_ANSWERS,
+                    visible_wrong_answers=VISIBLE_WRONG_ANSWERS, right_answers=ALTERNATIVE_CORRECT_ANSWERS):
+    """Lesson 02's graded exercises against the lesson's own test cells."""

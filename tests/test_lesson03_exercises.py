@@ -5,21 +5,10 @@ VISIBLE part alone (what a student runs before submitting), with a message that 
 """
 from __future__ import annotations
 
-import pytest
-
-from exercise_checks import answer_cases, assert_rejected, function_answer, run_tests_against
-from grading_helpers import solution_answers
+from exercise_checks import LessonExerciseChecks
 
 LESSON = "03-clipped-surrogate"
 
-
-def answer(exercise: str, body: str) -> str:
-    signature = {
-        "clipped_surrogate": "def clipped_surrogate(ratio, adv, eps=0.2):",
-        "clip_is_active": "def clip_is_active(ratio, adv, eps=0.2):",
-        "ppo_policy_loss": "def ppo_policy_loss(logp_new, logp_old, adv, eps=0.2):",
-    }[exercise]
-    return function_answer(signature, body)
 
 
 # Wrong answers, each with a phrase its visible rejection must contain.
@@ -146,28 +135,7 @@ RIGHT_ANSWERS = {
     },
 }
 
-CASES = answer_cases(WRONG_ANSWERS)
-VISIBLE_CASES = [(exercise, name, body, hint) for exercise, named in VISIBLE_WRONG_ANSWERS.items()
-                 for name, (body, hint) in named.items()]
-RIGHT_CASES = answer_cases(RIGHT_ANSWERS)
 
-
-@pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
-def test_reference_answer_passes(exercise):
-    run_tests_against(LESSON, exercise, solution_answers(LESSON)[exercise])
-
-
-@pytest.mark.parametrize("exercise,name,body", RIGHT_CASES, ids=[f"{e}: {n}" for e, n, _ in RIGHT_CASES])
-def test_other_correct_answers_pass(exercise, name, body):
-    run_tests_against(LESSON, exercise, answer(exercise, body))
-
-
-@pytest.mark.parametrize("exercise,name,body", CASES, ids=[f"{e}: {n}" for e, n, _ in CASES])
-def test_wrong_answer_is_rejected(exercise, name, body):
-    assert_rejected(LESSON, exercise, answer(exercise, body))
-
-
-@pytest.mark.parametrize("exercise,name,body,hint", VISIBLE_CASES, ids=[f"{e}: {n}" for e, n, _, _ in VISIBLE_CASES])
-def test_visible_tests_reject_the_common_mistakes(exercise, name, body, hint):
-    """A student sees the mistake before submitting, with a message that points at it."""
-    assert_rejected(LESSON, exercise, answer(exercise, body), visible_only=True, hint=hint)
+class TestExercises(LessonExerciseChecks, lesson=LESSON, wrong_answers=WRONG_ANSWERS,
+                    visible_wrong_answers=VISIBLE_WRONG_ANSWERS, right_answers=RIGHT_ANSWERS):
+    """Lesson 03's graded exercises against the lesson's own test cells."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import SOLUTIONS
-from exercise_checks import answer_cases, assert_rejected, function_answer, run_tests_against
-from grading_helpers import solution_answers
+from exercise_checks import LessonExerciseChecks
 
 LESSON = "05-ppo-for-rlhf"
 
@@ -16,13 +15,6 @@ def in_lesson_folder(monkeypatch):
     """The notebook reads its beta sweep from its own folder, as it does for a learner."""
     monkeypatch.chdir(SOLUTIONS / LESSON)
 
-
-def answer(exercise: str, body: str) -> str:
-    signature = {
-        "kl_penalized_reward": "def kl_penalized_reward(rewards, logp_policy, logp_reference, beta):",
-        "group_relative_advantages": "def group_relative_advantages(rewards, group_size):",
-    }[exercise]
-    return function_answer(signature, body)
 
 
 WRONG_ANSWERS = {
@@ -214,30 +206,7 @@ ACCEPTED_VARIANTS = {
     },
 }
 
-CASES = answer_cases(WRONG_ANSWERS)
-VARIANTS = answer_cases(ACCEPTED_VARIANTS)
 
-
-@pytest.mark.parametrize("exercise", list(WRONG_ANSWERS))
-def test_reference_answer_passes(exercise):
-    run_tests_against(LESSON, exercise, solution_answers(LESSON)[exercise])
-
-
-@pytest.mark.parametrize("exercise,name,body", VARIANTS, ids=[f"{e}: {n}" for e, n, _ in VARIANTS])
-def test_honest_variant_passes(exercise, name, body):
-    run_tests_against(LESSON, exercise, answer(exercise, body))
-
-
-@pytest.mark.parametrize("exercise,name,body", CASES, ids=[f"{e}: {n}" for e, n, _ in CASES])
-def test_wrong_answer_is_rejected(exercise, name, body):
-    assert_rejected(LESSON, exercise, answer(exercise, body))
-
-
-VISIBLE_CASES = [(exercise, name, body, hint) for exercise, named in VISIBLE_WRONG_ANSWERS.items()
-                 for name, (body, hint) in named.items()]
-
-
-@pytest.mark.parametrize("exercise,name,body,hint", VISIBLE_CASES, ids=[f"{e}: {n}" for e, n, _, _ in VISIBLE_CASES])
-def test_visible_tests_reject_the_common_mistakes(exercise, name, body, hint):
-    """A student sees the mistake before submitting, with a message that points at it."""
-    assert_rejected(LESSON, exercise, answer(exercise, body), visible_only=True, hint=hint)
+class TestExercises(LessonExerciseChecks, lesson=LESSON, wrong_answers=WRONG_ANSWERS,
+                    visible_wrong_answers=VISIBLE_WRONG_ANSWERS, right_answers=ACCEPTED_VARIANTS):
+    """Lesson 05's graded exercises against the lesson's own test cells."""

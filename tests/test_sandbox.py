@@ -252,27 +252,11 @@ def test_resident_memory_is_limited_not_address_space(sandbox, student_package):
 def test_processes_and_scratch_space_are_limited(sandbox, student_package):
     kernel = start_kernel(student_package, max_pids=32)
     try:
-        out = run(kernel, """
-import subprocess
-children = []
-try:
-    for _ in range(200):
-        children.append(subprocess.Popen(["sleep", "60"]))
-except OSError as error:
-    print("stopped after", len(children), type(error).__name__)
-for child in children:
-    child.kill()
-try:
-    with open("big.bin", "wb") as handle:
-        for _ in range(64):
-            handle.write(b"x" * 2**20)
-    print("wrote 64 MiB")
-except OSError as error:
-    print("scratch full:", error.strerror)
-""")
+        out = run(kernel, hostile.process_spawner(200) + "for _child in _children:\n    _child.kill()\n"
+                  + hostile.disk_filler(64))
         if kernel.cgroups is not None and kernel.cgroups.pids is not None:
-            assert "stopped after" in out and int(out.split("stopped after ")[1].split()[0]) < 32, out
-        assert "wrote 64 MiB" not in out and "scratch full:" in out, out
+            assert int(out.split("SPAWNED ")[1].split()[0]) < 32, f"the pids cgroup let it start more than 32:\n{out}"
+        assert "FILLER stopped:" in out and "FILLER wrote" not in out, f"the scratch space must be limited:\n{out}"
     finally:
         kernel.stop()
 
