@@ -146,8 +146,8 @@ def test_config_rejects_bad_values(field, value):
 def test_make_env_errors_and_fallback():
     with pytest.raises(ValueError, match="unknown environment 'Nope-v0'"):
         trainer.make_env("Nope-v0", 2)
-    with pytest.raises(ValueError, match="Discrete action space"):
-        trainer.make_env("Pendulum-v1", 2)
+    with pytest.raises(ValueError, match="flat Box observation and a Discrete or 1-D Box action space"):
+        trainer.make_env("FrozenLake-v1", 2)   # a Discrete observation (Box actions: tests/test_trainer_continuous.py)
     env = trainer.make_env("Acrobot-v1", 2)  # no native vector version: a sync vector env
     assert env.num_envs == 2
     env.close()

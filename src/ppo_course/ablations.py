@@ -87,9 +87,11 @@ def smooth(values, window: int = 9) -> np.ndarray:
     return np.convolve(values, kernel, "same") / np.convolve(np.ones_like(values), kernel, "same")
 
 
-def plot_training(result: TrainResult, title: str = "PPO on CartPole-v1"):
-    """Three panels for one run: episode returns with greedy evaluations; approx KL and clip fraction;
-    entropy and explained variance (the last two smoothed over 9 iterations). Returns the figure."""
+def plot_training(result: TrainResult, title: str = "PPO on CartPole-v1", threshold: float = 475.0,
+                  entropy_ylim: tuple[float, float] = (-1, 1.05)):
+    """Three panels for one run: episode returns with greedy evaluations (and the ``threshold`` line);
+    approx KL and clip fraction; entropy and explained variance (the last two smoothed over 9
+    iterations). Returns the figure."""
     import matplotlib.pyplot as plt
 
     fig, (ax_ret, ax_kl, ax_ent) = plt.subplots(1, 3, figsize=(15, 3.8), layout="constrained")
@@ -97,7 +99,7 @@ def plot_training(result: TrainResult, title: str = "PPO on CartPole-v1"):
     ax_ret.plot(ep_steps, ep_returns, ".", alpha=0.3, markersize=3, label="training episodes")
     ax_ret.plot([e["step"] for e in result.evals], [e["mean"] for e in result.evals], "o-", ms=3,
                 label="greedy evaluation")
-    ax_ret.axhline(475, color="black", ls=":", lw=1, label="solved (475)")
+    ax_ret.axhline(threshold, color="black", ls=":", lw=1, label=f"solved ({threshold:g})")
     ax_ret.set(xlabel="environment steps", ylabel="episode return", title=title)
     ax_ret.legend(fontsize="small")
     steps = [row["step"] for row in result.logs]
@@ -111,7 +113,7 @@ def plot_training(result: TrainResult, title: str = "PPO on CartPole-v1"):
     ax_clip.set_ylabel("clip fraction", color="C1")
     ax_ent.plot(steps, smooth(column["entropy"]), color="C2", label="entropy (nats)")
     ax_ent.plot(steps, smooth(column["explained_variance"]), color="C4", label="explained variance")
-    ax_ent.set(xlabel="environment steps", ylim=(-1, 1.05), title="policy randomness and critic quality")
+    ax_ent.set(xlabel="environment steps", ylim=entropy_ylim, title="policy randomness and critic quality")
     ax_ent.legend(fontsize="small")
     return fig
 

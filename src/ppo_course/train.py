@@ -1,6 +1,10 @@
 """Train PPO from the command line with the package's reference trainer (the one lesson 04 mirrors).
 
     python -m ppo_course.train --env CartPole-v1 --seed 0 --device auto
+    python -m ppo_course.train --env Pendulum-v1 --seed 0     # lesson 06: a Gaussian policy, Box actions
+
+An environment listed in PPOConfig's ENV_DEFAULTS (Pendulum-v1) starts from its own defaults;
+options given on the command line override them.
 
 Shows a progress bar (steps, recent episode return, greedy return, steps per second), evaluates the
 greedy policy every --eval-every steps, and writes to --out: curve.csv (one row per iteration),
@@ -12,12 +16,22 @@ from __future__ import annotations
 import argparse
 import csv
 import sys
-from dataclasses import fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from .commandline import OneLineErrorParser, add_config_options
 from .device import DEVICE_CHOICES, describe_device, select_device
-from .trainer import PPOConfig, TrainResult, evaluate_greedy, load_checkpoint, make_env, save_checkpoint, train
+from .trainer import (
+    SOLVED_AT,
+    PPOConfig,
+    TrainResult,
+    checkpoint_obs_rms,
+    evaluate_greedy,
+    load_checkpoint,
+    make_env,
+    save_checkpoint,
+    train,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +81,8 @@ def write_curve(result: TrainResult, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    chosen, _ = parser.parse_known_args(argv)   # the env's own defaults first, then what was given
+    parser.set_defaults(**asdict(PPOConfig.for_env(chosen.env_id)))
     args = parser.parse_args(argv)
     config = PPOConfig(**{f.name: getattr(args, f.name) for f in fields(PPOConfig)})
     agent = None
@@ -84,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.eval_only:
         if agent is None:
             parser.error("--eval-only needs --load CHECKPOINT")
-        returns = evaluate_greedy(agent.numpy_actor(), config.env_id, config.eval_episodes, seed=config.seed + 10_000)
+        returns = evaluate_greedy(agent.numpy_actor(), config.env_id, config.eval_episodes, seed=config.seed + 10_000,
+                                  obs_rms=checkpoint_obs_rms(args.load))
         print(f"greedy evaluation over {len(returns)} episodes: mean {returns.mean():.1f}, std {returns.std():.1f}")
         return 0
     out = args.out or Path("runs") / f"{config.env_id.replace('/', '_')}-seed{config.seed}"
@@ -94,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     write_curve(result, out)
     save_checkpoint(out / "checkpoint.pt", result)
     last = result.evals[-1] if result.evals else None
-    solved = result.solved_at()
+    threshold = SOLVED_AT.get(config.env_id)
+    solved = result.solved_at(threshold) if threshold is not None else None
     print(f"done: {result.logs[-1]['step']} steps in {result.logs[-1]['train_seconds']:.1f} s "
           f"({result.logs[-1]['sps']:.0f} steps/s)" + (f"; final greedy mean {last['mean']:.1f}" if last else "")
-          + (f"; first reached 475 at {solved} steps" if solved is not None else ""))
+          + (f"; first reached {threshold:g} at {solved} steps" if solved is not None else ""))
     print(f"wrote {out / 'curve.csv'}, {out / 'curve.png'}, {out / 'checkpoint.pt'}")
     return 0
 

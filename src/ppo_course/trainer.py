@@ -7,7 +7,11 @@
         4. log approx_kl, clip fraction, explained variance, entropy, SPS; evaluate greedily
 
 ``compute_gae``, ``ppo_loss`` and ``ppo_update`` are parameters of ``train``: lesson 04 trains with the
-learner's own.
+learner's own. A Box action space (lesson 06: Pendulum-v1) gets a Gaussian actor
+(``GaussianActorCritic``) whose log-probability and entropy, ``gaussian_log_prob`` and
+``gaussian_entropy``, are parameters too; everything else (rollout, GAE, loss, update) is shared. Its
+actions are clipped to the bounds by the env (``ClipAction``), never in the stored rollout, and
+observations and rewards can be normalised with gymnasium's wrappers (``norm_obs``, ``norm_reward``).
 
 Episode ends with gymnasium 1.x vector envs (default NEXT_STEP autoreset). When an episode ends at
 step t, the observation returned by that step is still the episode's *final* observation; the env
@@ -21,6 +25,7 @@ episode's first observation. That "reset step" is not a transition, so the train
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
@@ -30,9 +35,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .agent import ActorCritic, NumpyActor
+from .agent import ActorCritic, GaussianActorCritic, NumpyActor
 from .device import select_device
 from .gae import compute_gae as reference_gae
+from .gaussian import gaussian_entropy as reference_entropy
+from .gaussian import gaussian_log_prob as reference_log_prob
 from .losses import ppo_loss as reference_loss
 from .update import ppo_update as reference_update
 
@@ -51,7 +58,8 @@ class PPOConfig:
     K = 4 epochs of 64-sample minibatches at lr 5e-3 solved soonest among the settings that stayed solved.
     """
 
-    env_id: str = knob("CartPole-v1", "a gymnasium id with a Box observation and a Discrete action space")
+    env_id: str = knob("CartPole-v1", "a gymnasium id with a flat Box observation and a Discrete or Box action "
+                                      "space (Pendulum-v1 takes the defaults of ENV_DEFAULTS)")
     seed: int = knob(0, "seeds torch, NumPy and the envs: same seed, same curve (on the CPU)")
     total_steps: int = knob(100_000, "env steps over all envs (typical 50k-1M)")
     num_envs: int = knob(8, "N parallel environments (4-64)")
@@ -74,7 +82,14 @@ class PPOConfig:
     torch_threads: int = knob(1, "CPU threads for torch; small nets are fastest on one")
     eval_every: int = knob(2048, "greedy evaluation every this many env steps (0: never)")
     eval_episodes: int = knob(20, "episodes per greedy evaluation")
+    log_std_init: float = knob(0.0, "Box actions: initial log-std of the Gaussian policy (0: sigma = 1)")
+    norm_obs: bool = knob(False, "normalise observations by running mean and std (gymnasium NormalizeObservation)")
+    norm_reward: bool = knob(False, "scale rewards by the running std of the discounted return (NormalizeReward)")
 
+    @classmethod
+    def for_env(cls, env_id: str, **overrides) -> PPOConfig:
+        """The config for ``env_id``: the defaults, then ``ENV_DEFAULTS[env_id]``, then ``overrides``."""
+        return cls(env_id=env_id, **{**ENV_DEFAULTS.get(env_id, {}), **overrides})
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the first bad value."""
@@ -92,12 +107,22 @@ class PPOConfig:
         select_device(self.device)
 
 
+#: Defaults that differ from PPOConfig's (tuned for CartPole-v1), per environment; see PPOConfig.for_env.
+#: Pendulum-v1: chosen on seeds 100-109 (benchmarks/README-pendulum.md), not on the benchmark's seeds.
+ENV_DEFAULTS: dict[str, dict] = {
+    "Pendulum-v1": dict(total_steps=100_000, num_envs=8, num_steps=256, epochs=10, minibatch_size=64, lr=1e-3,
+                        gamma=0.9, lam=0.95, c2=0.0, eval_every=4096),
+}
+#: The greedy return at which an environment counts as solved (CartPole: 475 of 500; Pendulum: -200).
+SOLVED_AT = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
+
+
 @dataclass
 class Rollout:
     """T steps of N envs, time first. ``valid`` is False on autoreset steps (not transitions)."""
 
     obs: np.ndarray  #: [T, N, obs_dim] observation the action was chosen from
-    actions: np.ndarray  #: [T, N] action taken
+    actions: np.ndarray  #: [T, N] action taken ([T, N, action_dim] for a Box action, before clipping)
     rewards: np.ndarray  #: [T, N] reward received
     terminated: np.ndarray  #: [T, N] the episode reached a terminal state at this step
     truncated: np.ndarray  #: [T, N] the episode was cut by the time limit at this step
@@ -114,6 +139,7 @@ class TrainResult:
     logs: list[dict] = field(default_factory=list)  #: one row per iteration
     episodes: list[tuple[int, float]] = field(default_factory=list)  #: (env step at end, return)
     evals: list[dict] = field(default_factory=list)  #: step, mean, std, train_seconds, train_cpu_seconds
+    obs_rms: object = None  #: with norm_obs: the observation statistics (gymnasium RunningMeanStd) the agent saw
 
     def solved_at(self, threshold: float = 475.0) -> int | None:
         """Env steps at the first greedy evaluation with mean >= threshold (None if never)."""
@@ -134,9 +160,21 @@ class EpisodeTracker:
         self.running[ended] = 0.0
 
 
-def make_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
+class RecordRawReward(gym.vector.VectorWrapper):
+    """Passes each step's reward on as it is, and also in ``info["raw_reward"]``: episode returns are
+    reported in the task's units even when a wrapper further out normalises the reward the agent learns from."""
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = self.env.step(actions)
+        return obs, reward, terminated, truncated, {**info, "raw_reward": reward}
+
+
+def make_env(env_id: str, num_envs: int, norm_obs: bool = False, norm_reward: bool = False,
+             gamma: float = 0.99) -> gym.vector.VectorEnv:
     """A gymnasium vector env: the native vectorized one when the env has it, else a sync wrapper.
 
+    A Box action space is clipped to its bounds by ``ClipAction``. ``norm_obs``/``norm_reward`` add
+    gymnasium's ``NormalizeObservation``/``NormalizeReward`` (the latter with the discount ``gamma``).
     Raises ValueError for an unknown id or an env the trainer cannot handle.
     """
     try:
@@ -148,10 +186,27 @@ def make_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
             env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
         except gym.error.Error as exc:
             raise ValueError(f"cannot make environment {env_id!r}: {exc}") from None
-    if not isinstance(env.single_action_space, gym.spaces.Discrete) or len(env.single_observation_space.shape) != 1:
+    space = env.single_action_space
+    box = isinstance(space, gym.spaces.Box) and len(space.shape) == 1
+    if not (isinstance(space, gym.spaces.Discrete) or box) or len(env.single_observation_space.shape) != 1:
         env.close()
-        raise ValueError(f"environment {env_id!r} needs a flat Box observation and a Discrete action space")
+        raise ValueError(f"environment {env_id!r} needs a flat Box observation and a Discrete or 1-D Box action space")
+    if box:
+        env = gym.wrappers.vector.ClipAction(env)
+    if norm_reward:
+        env = gym.wrappers.vector.NormalizeReward(RecordRawReward(env), gamma=gamma)
+    if norm_obs:
+        env = gym.wrappers.vector.NormalizeObservation(env)
     return env
+
+
+def find_obs_rms(env) -> object:
+    """The running observation statistics of ``env``'s NormalizeObservation wrapper (None without one)."""
+    while env is not None:
+        if isinstance(env, gym.wrappers.vector.NormalizeObservation):
+            return env.obs_rms
+        env = getattr(env, "env", None)
+    return None
 
 
 def collect_rollout(env, actor: NumpyActor, obs: np.ndarray, prev_done: np.ndarray, num_steps: int,
@@ -163,16 +218,19 @@ def collect_rollout(env, actor: NumpyActor, obs: np.ndarray, prev_done: np.ndarr
     """
     n = env.num_envs
     shape = (num_steps, n)
-    r = Rollout(np.empty((*shape, obs.shape[1]), np.float32), np.empty(shape, np.int64), np.empty(shape, np.float32),
+    space = env.single_action_space
+    actions = (np.empty(shape, np.int64) if isinstance(space, gym.spaces.Discrete)
+               else np.empty((*shape, *space.shape), np.float32))
+    r = Rollout(np.empty((*shape, obs.shape[1]), np.float32), actions, np.empty(shape, np.float32),
                 np.empty(shape, bool), np.empty(shape, bool), np.empty(shape, bool), obs)
     for t in range(num_steps):
         r.obs[t] = obs
         r.valid[t] = ~prev_done
         r.actions[t] = actor.sample(obs, rng)
-        obs, r.rewards[t], r.terminated[t], r.truncated[t], _ = env.step(r.actions[t])
+        obs, r.rewards[t], r.terminated[t], r.truncated[t], info = env.step(r.actions[t])
         np.logical_or(r.terminated[t], r.truncated[t], out=prev_done)
         step += n
-        tracker.update(step, r.rewards[t], prev_done)
+        tracker.update(step, info.get("raw_reward", r.rewards[t]), prev_done)
     r.next_obs = obs
     return r, obs
 
@@ -201,9 +259,9 @@ def prepare_batch(agent: ActorCritic, rollout: Rollout, cfg: PPOConfig, compute_
     Values and old log-probabilities are computed here in one batched forward pass (cheaper than one
     per step). Autoreset rows are dropped last, after GAE has seen the whole [T, N] grid.
     """
-    num_steps, num_envs = rollout.actions.shape
+    num_steps, num_envs = rollout.actions.shape[:2]
     obs = torch.as_tensor(rollout.obs, device=device).reshape(num_steps * num_envs, -1)
-    actions = torch.as_tensor(rollout.actions, device=device).reshape(-1)
+    actions = torch.as_tensor(rollout.actions, device=device).reshape(num_steps * num_envs, *rollout.actions.shape[2:])
     with torch.no_grad():
         logp, _, values = agent.evaluate(obs, actions)
         last_value = agent.value(torch.as_tensor(rollout.next_obs, device=device))
@@ -271,9 +329,19 @@ def diagnostics(agent: ActorCritic, batch: dict[str, torch.Tensor]) -> dict[str,
     return {"explained_variance": float(explained), "entropy": entropy.mean().item()}
 
 
-def evaluate_greedy(actor: NumpyActor, env_id: str, episodes: int = 20, seed: int = 0) -> np.ndarray:
-    """Returns of ``episodes`` greedy episodes (argmax action), run side by side in one vector env."""
+def evaluate_greedy(actor: NumpyActor, env_id: str, episodes: int = 20, seed: int = 0,
+                    obs_rms: object = None) -> np.ndarray:
+    """Returns of ``episodes`` greedy episodes (argmax action; the mean action for a Gaussian policy),
+    run side by side in one vector env.
+
+    ``obs_rms``: the observation statistics the actor was trained with (``TrainResult.obs_rms``); the
+    evaluation env normalises with a frozen copy of them, so evaluating never changes the training stats.
+    """
     env = make_env(env_id, episodes)
+    if obs_rms is not None:
+        env = gym.wrappers.vector.NormalizeObservation(env)
+        env.update_running_mean = False
+        env.obs_rms = copy.deepcopy(obs_rms)
     obs, _ = env.reset(seed=seed)
     returns, alive = np.zeros(episodes), np.ones(episodes, bool)
     while alive.any():
@@ -309,15 +377,28 @@ def log_row(result: TrainResult, step: int, iteration: int, lr: float, clock: St
     return row
 
 
+def make_agent(env: gym.vector.VectorEnv, cfg: PPOConfig, gaussian_log_prob: Callable = reference_log_prob,
+               gaussian_entropy: Callable = reference_entropy) -> ActorCritic | GaussianActorCritic:
+    """A fresh actor-critic for ``env``: categorical for a Discrete action space, Gaussian for a Box one."""
+    obs_dim, space = env.single_observation_space.shape[0], env.single_action_space
+    if isinstance(space, gym.spaces.Discrete):
+        return ActorCritic(obs_dim, int(space.n), cfg.hidden)
+    return GaussianActorCritic(obs_dim, space.shape[0], cfg.hidden, cfg.log_std_init, gaussian_log_prob,
+                               gaussian_entropy)
+
+
 def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_gae,
           ppo_loss: Callable = reference_loss, ppo_update: Callable = reference_update,
+          gaussian_log_prob: Callable = reference_log_prob, gaussian_entropy: Callable = reference_entropy,
           callback: Callable[[dict, TrainResult], None] | None = None, progress: bool = False,
-          agent: ActorCritic | None = None) -> TrainResult:
+          agent: ActorCritic | GaussianActorCritic | None = None) -> TrainResult:
     """Train PPO with ``config``; returns a TrainResult (agent, logs, episodes, evaluations).
 
     ``compute_gae``, ``ppo_loss`` and ``ppo_update`` default to the package's references; lesson 04
-    passes the learner's. ``callback(row, result)`` runs after every iteration (e.g. to redraw a live curve).
-    ``agent`` continues from given weights (e.g. a loaded checkpoint) instead of a fresh init.
+    passes the learner's. ``gaussian_log_prob`` and ``gaussian_entropy`` are the Gaussian policy's
+    (Box action spaces only; lesson 06 passes the learner's). ``callback(row, result)`` runs after every
+    iteration (e.g. to redraw a live curve). ``agent`` continues from given weights (e.g. a loaded
+    checkpoint) instead of a fresh init.
     """
     cfg = config or PPOConfig()
     cfg.validate()
@@ -325,11 +406,12 @@ def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_
     torch.set_num_threads(cfg.torch_threads)
     torch.manual_seed(cfg.seed)
     rng, generator = np.random.default_rng(cfg.seed), torch.Generator().manual_seed(cfg.seed)
-    env = make_env(cfg.env_id, cfg.num_envs)
-    agent = (agent or ActorCritic(env.single_observation_space.shape[0], int(env.single_action_space.n),
-                                  cfg.hidden)).to(device)
+    env = make_env(cfg.env_id, cfg.num_envs, cfg.norm_obs, cfg.norm_reward, cfg.gamma)
+    agent = (agent or make_agent(env, cfg, gaussian_log_prob, gaussian_entropy)).to(device)
+    if isinstance(agent, GaussianActorCritic):   # a loaded agent, too, runs the functions it is given
+        agent.log_prob_fn, agent.entropy_fn = gaussian_log_prob, gaussian_entropy
     optimizer = make_optimizer(agent, cfg.lr)
-    result, tracker = TrainResult(agent, cfg), EpisodeTracker(cfg.num_envs)
+    result, tracker = TrainResult(agent, cfg, obs_rms=find_obs_rms(env)), EpisodeTracker(cfg.num_envs)
     result.episodes = tracker.finished
     obs, _ = env.reset(seed=cfg.seed)
     prev_done, step, per_iteration = np.zeros(cfg.num_envs, bool), 0, cfg.num_envs * cfg.num_steps
@@ -368,7 +450,8 @@ def _maybe_evaluate(result: TrainResult, step: int, per_iteration: int, clock: S
     """Greedy evaluation when ``step`` crossed a multiple of ``eval_every`` this iteration."""
     cfg = result.config
     if cfg.eval_every and step // cfg.eval_every > (step - per_iteration) // cfg.eval_every:
-        returns = evaluate_greedy(result.agent.numpy_actor(), cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 10_000)
+        returns = evaluate_greedy(result.agent.numpy_actor(), cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 10_000,
+                                  obs_rms=result.obs_rms)
         result.evals.append({"step": step, "mean": float(returns.mean()), "std": float(returns.std()),
                              "train_seconds": clock.wall, "train_cpu_seconds": clock.cpu})
 
@@ -390,17 +473,37 @@ def _report(bar, row: dict, result: TrainResult, per_iteration: int) -> None:
 
 
 def save_checkpoint(path, result: TrainResult) -> None:
-    """Save the agent's weights, its sizes and the config that trained it (a torch .pt file)."""
-    agent = result.agent
-    torch.save({"config": asdict(result.config), "obs_dim": agent.obs_dim,
-                "n_actions": agent.n_actions, "state_dict": agent.state_dict(),
+    """Save the agent's weights, its sizes, the observation statistics (with norm_obs) and the config
+    that trained it (a torch .pt file)."""
+    agent, rms = result.agent, result.obs_rms
+    sizes = ({"action_dim": agent.action_dim} if isinstance(agent, GaussianActorCritic)
+             else {"n_actions": agent.n_actions})
+    torch.save({"config": asdict(result.config), "obs_dim": agent.obs_dim, **sizes, "state_dict": agent.state_dict(),
+                "obs_rms": None if rms is None else {"mean": rms.mean.tolist(), "var": rms.var.tolist(),
+                                                     "count": float(rms.count)},
                 "step": result.logs[-1]["step"] if result.logs else 0}, path)
 
 
-def load_checkpoint(path) -> tuple[ActorCritic, PPOConfig]:
-    """The agent (on the CPU) and the config saved by ``save_checkpoint``."""
+def load_checkpoint(path) -> tuple[ActorCritic | GaussianActorCritic, PPOConfig]:
+    """The agent (on the CPU) and the config saved by ``save_checkpoint``; ``checkpoint_obs_rms`` has the
+    observation statistics to evaluate it with."""
     data = torch.load(path, map_location="cpu", weights_only=True)
     config = PPOConfig(**data["config"])
-    agent = ActorCritic(data["obs_dim"], data["n_actions"], config.hidden)
+    if "action_dim" in data:
+        agent = GaussianActorCritic(data["obs_dim"], data["action_dim"], config.hidden)
+    else:
+        agent = ActorCritic(data["obs_dim"], data["n_actions"], config.hidden)
     agent.load_state_dict(data["state_dict"])
     return agent, config
+
+
+def checkpoint_obs_rms(path) -> object:
+    """The observation statistics saved with a checkpoint (a gymnasium RunningMeanStd), or None."""
+    saved = torch.load(path, map_location="cpu", weights_only=True).get("obs_rms")
+    if saved is None:
+        return None
+    from gymnasium.wrappers.utils import RunningMeanStd
+
+    rms = RunningMeanStd(shape=(len(saved["mean"]),))
+    rms.mean, rms.var, rms.count = (np.array(saved["mean"]), np.array(saved["var"]), saved["count"])
+    return rms
