@@ -63,13 +63,20 @@ def test_the_precomputed_files_hold_the_settings_the_text_names():
             want = replace(base, **changes)
             assert curves[label]["config"] == {k: getattr(want, k) for k in ablations.RECORDED}, (name, label)
             assert curves[label]["seeds"] == list(ablations.SEEDS), (name, label)
-            assert len(curves[label]["means"]) == len(curves[label]["cpu_seconds"]) == len(ablations.SEEDS)
+            assert len(curves[label]["means"]) == len(curves[label]["cpu_seconds"]) == len(ablations.SEEDS), (
+                f"{name}, {label}: the file must hold one return curve and one CPU time"
+                f" per seed ({len(ablations.SEEDS)} seeds)")
     intro = _markdown("## ", "The pitfalls, measured")
-    assert f"on {len(ablations.SEEDS)} seeds (0 to {ablations.SEEDS[-1]}, {base.total_steps:,} env steps each)" in intro
+    assert (f"on {len(ablations.SEEDS)} seeds (0 to {ablations.SEEDS[-1]}, {base.total_steps:,} env steps each)"
+            in intro), (
+        f"the 'pitfalls, measured' intro must say the runs use {len(ablations.SEEDS)} seeds"
+        f" of {base.total_steps:,} env steps")
     reuse_intro = _markdown("## ", "Reuse buys sample efficiency")
     seeds = f"{len(ablations.SEEDS)} seeds (0 to {ablations.SEEDS[-1]})"
-    assert f"{seeds} for {base.total_steps:,} env steps" in reuse_intro
-    assert f"$= N \\cdot T$ = {base.num_envs * base.num_steps})" in reuse_intro
+    assert f"{seeds} for {base.total_steps:,} env steps" in reuse_intro, (
+        f"the 'Reuse buys sample efficiency' intro must say it ran {seeds} for {base.total_steps:,} env steps")
+    assert f"$= N \\cdot T$ = {base.num_envs * base.num_steps})" in reuse_intro, (
+        f"the reuse intro must give the batch size N * T = {base.num_envs * base.num_steps}")
 
 
 def test_quoted_ablation_numbers_come_from_the_precomputed_runs():
@@ -81,21 +88,35 @@ def test_quoted_ablation_numbers_come_from_the_precomputed_runs():
     final = {k: np.array(c["means"])[:, -1] for k, c in curves.items()}
     # eps = 0.5
     assert (f"about {kl['eps'] / kl['default']:.0f} times the default's "
-            f"({kl['eps']:.4f} against {kl['default']:.4f})") in text
-    assert f"spikes above {np.floor(np.max(curves['eps']['approx_kl'])):.0f}" in text
+            f"({kl['eps']:.4f} against {kl['default']:.4f})") in text, (
+        f"'How to read them' must quote eps = 0.5's median KL, {kl['eps']:.4f},"
+        f" against the default's {kl['default']:.4f}")
+    assert f"spikes above {np.floor(np.max(curves['eps']['approx_kl'])):.0f}" in text, (
+        f"'How to read them' must say eps = 0.5's KL spikes above {np.floor(np.max(curves['eps']['approx_kl'])):.0f}")
     lowest_eps = min(np.min(np.array(m)[np.argmax(np.array(m) >= 475):]) for m in curves["eps"]["means"])
-    assert f"seed down to {lowest_eps:.0f}" in text
-    assert f"Only {stays['eps']:.0%} of the evaluations" in text
-    assert f"against {stays['default']:.0%} for the default" in text
-    assert final["eps"].min() < 475 and f"(final return {final['eps'].mean():.1f} on average)" in text
+    assert f"seed down to {lowest_eps:.0f}" in text, (
+        f"'How to read them' must say a solved eps = 0.5 seed falls back to {lowest_eps:.0f}")
+    assert f"Only {stays['eps']:.0%} of the evaluations" in text, (
+        f"'How to read them' must say only {stays['eps']:.0%} of eps = 0.5's later evaluations are solved")
+    assert f"against {stays['default']:.0%} for the default" in text, (
+        f"'How to read them' must give the default's share of solved later evaluations, {stays['default']:.0%}")
+    assert final["eps"].min() < 475 and f"(final return {final['eps'].mean():.1f} on average)" in text, (
+        f"the text says eps = 0.5 ends below 475 on some seed (lowest {final['eps'].min():.1f})"
+        f" and quotes its mean final return {final['eps'].mean():.1f}")
     # K = 30
-    assert f"(median {kl['epochs']:.4f})" in text
+    assert f"(median {kl['epochs']:.4f})" in text, (
+        f"'How to read them' must quote K = 30's median KL, {kl['epochs']:.4f}")
     assert firsts["epochs"] == min(firsts.values()), "the text says K = 30 first reaches 475 soonest of the four"
-    assert f"after {firsts['epochs']:.0f} steps on average, against {firsts['default']:.0f} for the default" in text
-    assert f"only {stays['epochs']:.0%} of the later evaluations" in text
+    assert f"after {firsts['epochs']:.0f} steps on average, against {firsts['default']:.0f} for the default" in text, (
+        f"'How to read them' must say K = 30 first solves after {firsts['epochs']:.0f} steps on average,"
+        f" the default after {firsts['default']:.0f}")
+    assert f"only {stays['epochs']:.0%} of the later evaluations" in text, (
+        f"'How to read them' must say K = 30 solves only {stays['epochs']:.0%} of its later evaluations")
     assert stays["epochs"] == min(stays.values()), "the text calls K = 30 the worst of the four"
     assert (f"mean return ({mean_return['epochs']:.1f}) is well below the default's "
-            f"({mean_return['default']:.1f})") in text
+            f"({mean_return['default']:.1f})") in text, (
+        f"'How to read them' must quote the mean returns, {mean_return['epochs']:.1f} for K = 30"
+        f" and {mean_return['default']:.1f} for the default")
     # the end of the runs
     assert all(final[k].mean() >= 490 for k in ("default", "epochs", "c2")), "the text says these end at or near 500"
 
@@ -105,17 +126,29 @@ def test_quoted_entropy_numbers_come_from_the_precomputed_runs():
     entropy = {k: ablations.mean_between(c) for k, c in curves.items()}
     at_end = {k: np.mean([e[-1] for e in c["entropy"]]) for k, c in curves.items()}
     ent, ref = entropy["c2"], entropy["default"]
-    assert ablations.ENTROPY_WINDOW == (20_000, 60_000) and "between 20k and 60k steps" in text
-    assert f"({entropy['eps'].mean():.2f} nats on average between 20k and 60k steps, against {ref.mean():.2f})" in text
+    assert ablations.ENTROPY_WINDOW == (20_000, 60_000) and "between 20k and 60k steps" in text, (
+        f"the entropy window is {ablations.ENTROPY_WINDOW} steps; the text must say between 20k and 60k steps")
+    assert (f"({entropy['eps'].mean():.2f} nats on average between 20k and 60k steps, against {ref.mean():.2f})"
+            in text), (
+        f"'How to read them' must quote eps = 0.5's entropy, {entropy['eps'].mean():.2f} nats against {ref.mean():.2f}")
     assert f"({ent.mean():.2f} against {ref.mean():.2f} nats, lower on {(ent < ref).sum()} of the {ent.size} seeds" \
-        in text
-    assert f"the seeds overlap: {ent.min():.2f}-{ent.max():.2f} against {ref.min():.2f}-{ref.max():.2f})" in text
+        in text, (
+        f"'How to read them' must quote c2 = 0's entropy, {ent.mean():.2f} against {ref.mean():.2f} nats,"
+        f" lower on {(ent < ref).sum()} of {ent.size} seeds")
+    assert f"the seeds overlap: {ent.min():.2f}-{ent.max():.2f} against {ref.min():.2f}-{ref.max():.2f})" in text, (
+        f"'How to read them' must quote the seeds' entropy ranges, {ent.min():.2f}-{ent.max():.2f} for c2 = 0"
+        f" and {ref.min():.2f}-{ref.max():.2f} for the default")
     assert ent.max() > ref.min(), "the text says the seeds' ranges overlap"
-    assert f"({at_end['c2']:.3f} against {at_end['default']:.3f} nats)" in text
+    assert f"({at_end['c2']:.3f} against {at_end['default']:.3f} nats)" in text, (
+        f"'How to read them' must quote the final entropy, {at_end['c2']:.3f} for c2 = 0"
+        f" against {at_end['default']:.3f}")
     stays = {k: float(np.mean(ablations.solved_stats(c)[1])) for k in ("c2", "default") for c in [curves[k]]}
     mean_return = {k: float(np.mean(curves[k]["means"])) for k in ("c2", "default")}
-    assert f"a mean return of {mean_return['c2']:.1f} against {mean_return['default']:.1f}" in text
-    assert f"{stays['c2']:.0%} against {stays['default']:.0%} of the later evaluations solved" in text
+    assert f"a mean return of {mean_return['c2']:.1f} against {mean_return['default']:.1f}" in text, (
+        f"'How to read them' must quote c2 = 0's mean return, {mean_return['c2']:.1f}"
+        f" against {mean_return['default']:.1f}")
+    assert f"{stays['c2']:.0%} against {stays['default']:.0%} of the later evaluations solved" in text, (
+        f"'How to read them' must quote the solved shares, {stays['c2']:.0%} for c2 = 0 against {stays['default']:.0%}")
     assert abs(mean_return["c2"] - mean_return["default"]) < 5, "the text says the returns never notice"
     table = ablations.summarise_entropy(_load("ablations.json"))
     assert f"on {(ent < ref).sum()} of {ent.size} seeds" in table.splitlines()[-1], "the printed table says it too"
@@ -129,18 +162,29 @@ def test_quoted_reuse_numbers_come_from_the_precomputed_runs():
     mean_return = {k: float(np.mean(c["means"])) for k, c in runs.items()}
     kl = {k: float(np.median(c["approx_kl"])) for k, c in runs.items()}
     assert min(median, key=median.get) == "K = 10", "the text (and the predict cell's answer) say K = 10 solves soonest"
-    assert median["K = 10"] < median["K = 4"] < median["K = 1"] < median["no clip"]
+    assert median["K = 10"] < median["K = 4"] < median["K = 1"] < median["no clip"], (
+        f"the text orders the median steps to solve K = 10 < K = 4 < K = 1 < no clip; the runs give {median}")
     assert (f"after {median['K = 1']:.0f} env steps with vanilla policy gradient, {median['K = 4']:.0f} with $K = 4$ "
-            f"and {median['K = 10']:.0f} with $K = 10$") in text
+            f"and {median['K = 10']:.0f} with $K = 10$") in text, (
+        f"'How to read it' must quote the median steps to solve: {median['K = 1']:.0f} for K = 1,"
+        f" {median['K = 4']:.0f} for K = 4 and {median['K = 10']:.0f} for K = 10")
     share_solved = (np.array(runs["K = 1"]["means"]) >= 475).mean(axis=0)
-    assert share_solved.max() <= 0.5 and "At no evaluation are more than half of its seeds solved" in text
-    assert ended["K = 4"] == ended["K = 10"] == seeds > ended["K = 1"]
-    assert f"only {ended['K = 1']} of its {seeds} seeds are still solved at the end, against all {seeds} for" in text
+    assert share_solved.max() <= 0.5 and "At no evaluation are more than half of its seeds solved" in text, (
+        f"the text says vanilla PG never has more than half its seeds solved; at best {share_solved.max():.0%} are")
+    assert ended["K = 4"] == ended["K = 10"] == seeds > ended["K = 1"], (
+        f"the text says K = 4 and K = 10 end solved on all {seeds} seeds and K = 1 on fewer;"
+        f" seeds solved at the end: {ended}")
+    assert f"only {ended['K = 1']} of its {seeds} seeds are still solved at the end, against all {seeds} for" in text, (
+        f"'How to read it' must say only {ended['K = 1']} of {seeds} vanilla-PG seeds are still solved at the end")
     assert (f"its mean return is {mean_return['K = 1']:.1f} against {mean_return['K = 4']:.1f} "
-            f"and {mean_return['K = 10']:.1f}") in text
+            f"and {mean_return['K = 10']:.1f}") in text, (
+        f"'How to read it' must quote the mean returns {mean_return['K = 1']:.1f} (K = 1),"
+        f" {mean_return['K = 4']:.1f} (K = 4) and {mean_return['K = 10']:.1f} (K = 10)")
     assert (f"(a median approximate KL of {kl['K = 1']:.4f} per update, about {kl['K = 4'] / kl['K = 1']:.0f}x less "
-            f"than the {kl['K = 4']:.4f} of $K = 4$)") in text
-    assert f"(a median KL of {kl['K = 4']:.4f} and {kl['K = 10']:.4f})" in text
+            f"than the {kl['K = 4']:.4f} of $K = 4$)") in text, (
+        f"'How to read it' must quote vanilla PG's median KL {kl['K = 1']:.4f} against K = 4's {kl['K = 4']:.4f}")
+    assert f"(a median KL of {kl['K = 4']:.4f} and {kl['K = 10']:.4f})" in text, (
+        f"'How to read it' must quote the median KLs of K = 4 and K = 10, {kl['K = 4']:.4f} and {kl['K = 10']:.4f}")
 
 
 def test_quoted_no_clip_and_cost_numbers_come_from_the_precomputed_runs():
@@ -148,29 +192,45 @@ def test_quoted_no_clip_and_cost_numbers_come_from_the_precomputed_runs():
     kl = {k: float(np.median(c["approx_kl"])) for k, c in runs.items()}
     largest = {k: float(np.max(c["approx_kl"])) for k, c in runs.items()}
     assert (f"the median KL per update is {kl['no clip'] / kl['K = 10']:.1f}x the clipped one "
-            f"({kl['no clip']:.4f} against {kl['K = 10']:.4f})") in text
-    assert f"the largest single update reaches {largest['no clip']:.3g} against {largest['K = 10']:.3g}" in text
+            f"({kl['no clip']:.4f} against {kl['K = 10']:.4f})") in text, (
+        f"'How to read it' must quote the no-clip median KL {kl['no clip']:.4f} against the clipped {kl['K = 10']:.4f}")
+    assert f"the largest single update reaches {largest['no clip']:.3g} against {largest['K = 10']:.3g}" in text, (
+        f"'How to read it' must quote the largest single-update KLs, {largest['no clip']:.3g} without the clip"
+        f" and {largest['K = 10']:.3g} with it")
     last = np.array(runs["no clip"]["means"])[:, -1]
     collapsed = last[last < 20]
     assert len(set(np.round(collapsed))) == 1, "the text quotes one last return for the collapsed seeds"
-    assert f"On {WORDS[collapsed.size]} seeds the policy collapses" in text
-    assert f"(a last greedy return of {collapsed[0]:.0f})" in text
+    assert f"On {WORDS[collapsed.size]} seeds the policy collapses" in text, (
+        f"'How to read it' must say the policy collapses on {collapsed.size} seeds")
+    assert f"(a last greedy return of {collapsed[0]:.0f})" in text, (
+        f"'How to read it' must quote the collapsed seeds' last greedy return, {collapsed[0]:.0f}")
     entropy = {k: np.mean([e[-1] for e in c["entropy"]]) for k, c in runs.items()}
     assert (f"entropy at the end averages {entropy['no clip']:.3f}, "
-            f"against {entropy['K = 10']:.3f} with the clip") in text
+            f"against {entropy['K = 10']:.3f} with the clip") in text, (
+        f"'How to read it' must quote the final entropy, {entropy['no clip']:.3f} without the clip"
+        f" and {entropy['K = 10']:.3f} with it")
     seeds = len(last)
     assert (f"The median seed takes {_median_solve(runs['no clip']):.0f} steps to first solve, and only "
-            f"{_solved_at_end(runs['no clip'])} of {seeds} seeds end solved") in text
+            f"{_solved_at_end(runs['no clip'])} of {seeds} seeds end solved") in text, (
+        f"'How to read it' must quote no clip's median steps to first solve ({_median_solve(runs['no clip']):.0f})"
+        f" and its {_solved_at_end(runs['no clip'])} of {seeds} seeds solved at the end")
     seconds = {k: np.mean(c["cpu_seconds"]) for k, c in runs.items()}
-    assert f"run took {seconds['K = 10']:.1f} CPU seconds against {seconds['K = 1']:.1f} for $K = 1$" in text
+    assert f"run took {seconds['K = 10']:.1f} CPU seconds against {seconds['K = 1']:.1f} for $K = 1$" in text, (
+        f"'How to read it' must quote the CPU seconds per run, {seconds['K = 10']:.1f} for K = 10"
+        f" and {seconds['K = 1']:.1f} for K = 1")
 
 
 def test_the_reuse_command_runs(tmp_path, capsys):
     out = tmp_path / "reuse.json"
     ablations.main(["--experiment", "reuse", "--seeds", "1", "--total-steps", "2048", str(out)])
     curves = json.loads(out.read_text())
-    assert list(curves) == list(ablations.reuse_settings())
-    assert curves["K = 1, whole batch (vanilla PG)"]["config"]["minibatch_size"] == 256
+    assert list(curves) == list(ablations.reuse_settings()), (
+        f"the reuse command wrote the settings {list(curves)}, not those of ablations.reuse_settings()")
+    assert curves["K = 1, whole batch (vanilla PG)"]["config"]["minibatch_size"] == 256, (
+        f"vanilla PG must take the whole batch of 256 as its minibatch, not"
+        f" {curves['K = 1, whole batch (vanilla PG)']['config']['minibatch_size']}")
     table = ablations.summarise_reuse(curves)
-    assert "whole batch" in table and "no clip" in table
-    assert "4 settings x 1 seeds" in capsys.readouterr().out
+    assert "whole batch" in table and "no clip" in table, (
+        f"the reuse summary must name the whole-batch and no-clip settings:\n{table}")
+    assert "4 settings x 1 seeds" in capsys.readouterr().out, (
+        "the reuse command must print that it ran 4 settings x 1 seeds")

@@ -51,10 +51,16 @@ def test_section_5_runs_with_the_sweeps_settings():
     for built in ("rlhf.pretrain(steps=PRETRAIN_STEPS, seed=0)", "rlhf.RewardModel(very_bonus=0.5)",
                   "rlhf.RLHFConfig(beta=beta, iterations=ITERATIONS, seed=seed)"):
         assert built in code, f"the notebook no longer builds {built}: check that the sweep still matches it"
-    assert rlhf.RewardModel().very_bonus == 0.5
-    assert sweep["config"]["iterations"] == settings["ITERATIONS"] and sweep["config"]["seed"] == 0
-    assert sweep["pretrain_steps"] == settings["PRETRAIN_STEPS"]
-    assert {0.0, settings["BETA"]} <= {run.beta for run in sweep["runs"]}
+    assert rlhf.RewardModel().very_bonus == 0.5, (
+        f"RewardModel's default very_bonus must be the notebook's 0.5, got {rlhf.RewardModel().very_bonus}")
+    assert sweep["config"]["iterations"] == settings["ITERATIONS"] and sweep["config"]["seed"] == 0, (
+        f"the sweep must use the notebook's {settings['ITERATIONS']} iterations and seed 0,"
+        f" got {sweep['config']['iterations']} and {sweep['config']['seed']}")
+    assert sweep["pretrain_steps"] == settings["PRETRAIN_STEPS"], (
+        f"the sweep must pretrain for the notebook's {settings['PRETRAIN_STEPS']} steps, not {sweep['pretrain_steps']}")
+    assert {0.0, settings["BETA"]} <= {run.beta for run in sweep["runs"]}, (
+        f"the sweep must hold beta = 0 and the notebook's beta = {settings['BETA']},"
+        f" it holds {sorted(run.beta for run in sweep['runs'])}")
 
 
 def test_sweep_entries_are_the_live_full_mode_runs():
@@ -66,8 +72,13 @@ def test_sweep_entries_are_the_live_full_mode_runs():
     gen = torch.Generator().manual_seed(0)   # the reference row, sampled as section 2 samples it
     prompts = rlhf.sample_prompts(rlhf.RLHFConfig(), gen)
     completions = reference.generate(prompts, gen)
-    assert float(reward_model(prompts, completions).mean()) == pytest.approx(sweep["reference"]["reward"], abs=1e-3)
-    assert float(rlhf.human_score(prompts, completions).mean()) == pytest.approx(sweep["reference"]["human"], abs=1e-3)
+    assert float(reward_model(prompts, completions).mean()) == pytest.approx(sweep["reference"]["reward"], abs=1e-3), (
+        f"the live reference row's reward {float(reward_model(prompts, completions).mean()):.4f} must be the sweep's"
+        f" {sweep['reference']['reward']:.4f}: regenerate the sweep")
+    assert float(rlhf.human_score(prompts, completions).mean()) == pytest.approx(sweep["reference"]["human"],
+                                                                                abs=1e-3), (
+        f"the live reference row's human score {float(rlhf.human_score(prompts, completions).mean()):.4f} must be"
+        f" the sweep's {sweep['reference']['human']:.4f}: regenerate the sweep")
 
     for beta in (0.0, settings["BETA"]):
         config = rlhf.RLHFConfig(beta=beta, iterations=settings["ITERATIONS"], seed=0)

@@ -112,11 +112,15 @@ def _unbacked(index: int, markdown: str, inputs: list[float], results: list[floa
 
 def test_the_number_check_can_fail():
     inputs, results = [0.2, 100_000.0], [0.0213, 0.774, 2.204]
-    assert is_backed(0.021, 3, "decimal", inputs, results)
-    assert is_backed(77, 0, "percent", inputs, results)
-    assert is_backed(2.2, 1, "ratio", inputs, results)
-    assert is_backed(0.2, 1, "decimal", inputs, results)          # an input
-    assert not is_backed(0.17, 2, "decimal", inputs, results)
-    assert not is_backed(15, 0, "percent", inputs, results)
-    assert is_backed(0.02, 2, "decimal", inputs, results)         # 0.0213, quoted to 2 decimals
-    assert not is_backed(0.022, 3, "decimal", inputs, results)
+    assert is_backed(0.021, 3, "decimal", inputs, results), "0.021 (3 decimals) must be backed by the printed 0.0213"
+    assert is_backed(77, 0, "percent", inputs, results), "77% must be backed by the printed 0.774"
+    assert is_backed(2.2, 1, "ratio", inputs, results), "2.2x must be backed by the printed 2.204"
+    assert is_backed(0.2, 1, "decimal", inputs, results), "0.2 must be backed by the input 0.2"          # an input
+    assert not is_backed(0.17, 2, "decimal", inputs, results), (
+        "0.17 is neither an input nor a printed result, so it must not be backed")
+    assert not is_backed(15, 0, "percent", inputs, results), (
+        "15% is neither an input nor a printed result, so it must not be backed")
+    assert is_backed(0.02, 2, "decimal", inputs, results), (
+        "0.02 (2 decimals) must be backed by the printed 0.0213")         # 0.0213, quoted to 2 decimals
+    assert not is_backed(0.022, 3, "decimal", inputs, results), (
+        "0.022 (3 decimals) is more than half a unit from the printed 0.0213, so it must not be backed")
