@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# One entry point for the two things people do with this repository on their own machine:
+# One entry point for what people do with this repository on their own machine:
 #   ./course.sh lab    set up the student environment (.venv) and open JupyterLab on lessons/
 #   ./course.sh test   set up the developer environment (.venv-dev) and run the whole test suite
-# Both are idempotent: a second run reuses the environment (it is rebuilt only when
+#   ./course.sh site   build the course's website into site/_build/html (lessons executed in fast mode)
+# Each is idempotent: a second run reuses the environment (it is rebuilt only when
 # requirements.txt or pyproject.toml change) and starts in seconds.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
+DEV_EXTRAS="[instructor,test,bench,site,cluster]"   # nbgrader, test tools, benchmarks, website, Dask: never for students
 TORCH_CPU="torch==2.13.0"   # a CPU wheel; an unpinned torch pulls a multi-GB CUDA build
 
 die() { echo "course.sh: $*" >&2; exit 2; }
 
 # make_venv DIR EXTRAS: create DIR and install the course into it, unless its stamp is current.
-# EXTRAS is "" for the student runtime or e.g. "[instructor,test,bench]" for developers.
+# EXTRAS is "" for the student runtime or e.g. "[instructor,test,bench,site]" for developers.
 make_venv() {
     local dir=$1 extras=$2 stamp
     stamp=$(cat requirements.txt pyproject.toml <(echo "$extras") | sha256sum | cut -c1-16)
@@ -54,14 +56,20 @@ case "$cmd" in
         exec .venv/bin/jupyter lab --notebook-dir=lessons "${extra[@]}" "$@"
         ;;
     test)
-        make_venv .venv-dev "[instructor,test,bench]"
+        make_venv .venv-dev "$DEV_EXTRAS"
         install_debian_tools
         PATH="$PWD/.venv-dev/bin:$PATH" exec .venv-dev/bin/python -m pytest "$@"
         ;;
+    site)
+        # Same environment as the tests (the site's test builds it too); options go to site/build.py
+        # (--out DIR, --clean). A rebuild re-runs only the lessons whose code changed.
+        make_venv .venv-dev "$DEV_EXTRAS"
+        PATH="$PWD/.venv-dev/bin:$PATH" exec .venv-dev/bin/python site/build.py "$@"
+        ;;
     help|-h|--help)
-        sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
-        die "unknown command '$cmd' (use: lab, test, help)"
+        die "unknown command '$cmd' (use: lab, test, site, help)"
         ;;
 esac

@@ -24,7 +24,8 @@ from conftest import REPO
 
 BINDER = REPO / "binder"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-NOT_FOR_STUDENTS = {"nbgrader", "pytest", "pytest-timeout", "playwright", "nbclient", "stable-baselines3"}
+NOT_FOR_STUDENTS = {"nbgrader", "pytest", "pytest-timeout", "playwright", "nbclient", "stable-baselines3",
+                    "sphinx", "myst-nb", "sphinx-book-theme"}  # the last three build the website
 
 
 def requirement_lines(path: Path) -> list[str]:
