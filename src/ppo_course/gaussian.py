@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 
 def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -45,7 +44,7 @@ def tanh_squashed_log_prob(mean: torch.Tensor, log_std: torch.Tensor, pre_tanh: 
     log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)) is the same number without the catastrophic
     cancellation of 1 - tanh(u)^2 when |u| is large. Returns ``[...]``.
     """
-    log_det_jacobian = 2 * (math.log(2) - pre_tanh - F.softplus(-2 * pre_tanh))
+    log_det_jacobian = 2 * (math.log(2) - pre_tanh - torch.nn.functional.softplus(-2 * pre_tanh))
     return gaussian_log_prob(mean, log_std, pre_tanh) - log_det_jacobian.sum(-1)
 
 

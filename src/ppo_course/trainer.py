@@ -110,8 +110,8 @@ class PPOConfig:
 #: Defaults that differ from PPOConfig's (tuned for CartPole-v1), per environment; see PPOConfig.for_env.
 #: Pendulum-v1: chosen on seeds 100-109 (benchmarks/README-pendulum.md), not on the benchmark's seeds.
 ENV_DEFAULTS: dict[str, dict] = {
-    "Pendulum-v1": dict(total_steps=100_000, num_envs=8, num_steps=256, epochs=10, minibatch_size=64, lr=1e-3,
-                        gamma=0.9, lam=0.95, c2=0.0, eval_every=4096),
+    "Pendulum-v1": dict(total_steps=100_000, num_envs=8, num_steps=128, epochs=10, minibatch_size=128, lr=1e-3,
+                        gamma=0.9, lam=0.95, c2=0.0, norm_reward=True, eval_every=4096),
 }
 #: The greedy return at which an environment counts as solved (CartPole: 475 of 500; Pendulum: -200).
 SOLVED_AT = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
@@ -264,7 +264,7 @@ def prepare_batch(agent: ActorCritic, rollout: Rollout, cfg: PPOConfig, compute_
     actions = torch.as_tensor(rollout.actions, device=device).reshape(num_steps * num_envs, *rollout.actions.shape[2:])
     with torch.no_grad():
         logp, _, values = agent.evaluate(obs, actions)
-        last_value = agent.value(torch.as_tensor(rollout.next_obs, device=device))
+        last_value = agent.value(torch.as_tensor(rollout.next_obs, dtype=torch.float32, device=device))
         adv, returns = advantages_and_returns(rollout, values.reshape(num_steps, num_envs), last_value,
                                               cfg.gamma, cfg.lam, compute_gae)
     batch = {"obs": obs, "actions": actions, "logp": logp, "values": values,
