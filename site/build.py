@@ -6,7 +6,8 @@
 
 It stages the pages (site/pages.py) into OUT/source, then runs Sphinx with site/conf.py: MyST-NB executes
 each lesson from ``solutions/`` in fast mode (PPO_COURSE_FAST=1) and keeps the results in OUT/.jupyter_cache,
-so a rebuild after a prose change re-runs no notebook, and one after a code change re-runs that lesson only.
+so a rebuild after a prose change re-runs no notebook, one after a change to a lesson's code or data re-runs
+that lesson, and one after a change to the package (src/ppo_course) re-runs them all.
 """
 from __future__ import annotations
 

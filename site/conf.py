@@ -21,6 +21,7 @@ extensions = [
     "myst_nb",
     "sphinx-mathjax-offline",  # MathJax from the package, not from a CDN
     "course_site",             # site/_ext: page buttons, widget stills, the kernel-free clip explorer
+    "sphinx.ext.githubpages",  # .nojekyll, so GitHub Pages serves _static/ and _images/
 ]
 exclude_patterns = ["**/.ipynb_checkpoints"]
 

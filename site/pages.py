@@ -18,6 +18,7 @@ MyST-NB's execution cache (which goes by the code cells) redo only what a change
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import re
 import sys
@@ -110,6 +111,22 @@ def released_stubs(student: Path) -> dict[str, str]:
             if cell.metadata.get("nbgrader", {}).get("solution") and "grade_id" in cell.metadata["nbgrader"]}
 
 
+def code_inputs(lesson: Lesson) -> str:
+    """A fingerprint of what a lesson's outputs depend on besides its own code: the package and its data files.
+
+    MyST-NB's cache goes by the notebook's code cells (and their metadata). With this fingerprint in the first
+    code cell's metadata, a change to ``src/ppo_course`` or to a lesson's data file runs the lesson again,
+    so no page shows outputs of code that has changed since; a prose change still runs nothing.
+    """
+    digest = hashlib.sha256()
+    package = REPO / "src" / "ppo_course"
+    inputs = sorted(package.rglob("*.py")) + sorted(path for path in lesson.solution.parent.iterdir()
+                                                    if path.is_file() and path.suffix != ".ipynb")
+    for path in inputs:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def _markdown_cell(source: str, cell_id: str) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_markdown_cell(source)
     cell.id = cell_id  # fixed, so a rebuild stages the same bytes
@@ -145,6 +162,9 @@ def lesson_page(lesson: Lesson) -> nbformat.NotebookNode:
         if cell.cell_type == "code":
             cells.extend(_markdown_cell(html, f"{cell.id}-live") for code, html in KERNEL_FREE_TWINS.items()
                          if code in cell.source)
+    first_code = next((cell for cell in cells if cell.cell_type == "code"), None)
+    if first_code is not None:
+        first_code.metadata["site_inputs"] = code_inputs(lesson)
     page.cells = cells
     nbformat.validate(page)
     return page

@@ -18,7 +18,6 @@ import http.server
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import threading
@@ -39,6 +38,7 @@ import browser_helpers as browser
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "site"))
+import explorer_latency  # noqa: E402  (site/explorer_latency.py: the measurement, shared with benchmarks/)
 import pages  # noqa: E402  (site/pages.py: what the site stages)
 
 ARTIFACTS = REPO / "test-artifacts" / "site"
@@ -451,58 +451,12 @@ def test_clip_explorer_computes_what_clipped_surrogate_computes(served):
         assert f"L = {expected:+.3f}" in readout, f"the readout says {readout!r}, expected L = {expected:+.3f}"
 
 
-LATENCY_PROBE_JS = r"""
-(root) => {
-  const signature = () => root.querySelector('.clip-explorer-figure').innerHTML;
-  const before = signature();
-  window.__siteProbe = null;
-  const onKey = () => {
-    document.removeEventListener('keydown', onKey, true);
-    const t0 = performance.now();
-    const tick = () => {
-      const elapsed = performance.now() - t0;
-      if (signature() !== before) window.__siteProbe = elapsed;
-      else if (elapsed > 5000) window.__siteProbe = -1;
-      else requestAnimationFrame(tick);
-    };
-    requestAnimationFrame(tick);
-  };
-  document.addEventListener('keydown', onKey, true);
-}
-"""
-
-
-def explorer_latency(page, moves: int = 30) -> dict[str, dict[str, float]]:
-    """Keydown on each slider -> the first animation frame whose plot differs, on the page's clock (ms)."""
-    explorer = page.locator("div.clip-explorer").first
-    results = {}
-    for name in ("r", "eps", "adv"):
-        handle = explorer.locator(f"input[name={name}]")
-        samples, key = [], "ArrowRight"
-        for _ in range(moves):
-            low, high, value = (float(handle.get_attribute(a) or 0) for a in ("min", "max", "value"))
-            value = float(handle.input_value())
-            key = "ArrowLeft" if value >= high - 1e-9 else "ArrowRight" if value <= low + 1e-9 else key
-            page.evaluate(LATENCY_PROBE_JS, explorer.element_handle())
-            handle.focus()
-            page.keyboard.press(key)
-            page.wait_for_function("() => window.__siteProbe !== null", timeout=10_000)
-            samples.append(page.evaluate("() => window.__siteProbe"))
-            time.sleep(0.03)
-        assert min(samples) >= 0, f"moving {name} did not change the plot within 5 s"
-        ordered = sorted(samples)
-        results[name] = {"median_ms": statistics.median(samples),
-                         "p95_ms": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
-                         "moves": len(samples)}
-    return results
-
-
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.timeout(900)
 def test_clip_explorer_keeps_up_with_its_sliders(served):
     page = _open(served, _lesson_path("03-clipped-surrogate"))
-    results = explorer_latency(page)
+    results = explorer_latency.measure(page)
     report = ", ".join(f"{name}: median {r['median_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms"
                        for name, r in results.items())
     print(f"\nkernel-free clip explorer, slider -> plot (target p95 <= 30 ms): {report}")

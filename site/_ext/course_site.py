@@ -47,8 +47,8 @@ def launch_buttons(lesson: pages.Lesson) -> str:
         "</div>")
 
 
-def live_note(lesson: pages.Lesson | None, has_twin: bool) -> str:
-    """The line under a widget's still: where its sliders run."""
+def live_note(lesson: pages.Lesson | None, has_twin: bool, controls: str = "sliders") -> str:
+    """The line under a widget's still: where its controls move."""
     if lesson is None:
         where = "in the lesson's notebook"
     else:
@@ -56,7 +56,7 @@ def live_note(lesson: pages.Lesson | None, has_twin: bool) -> str:
                  f'<a href="{html.escape(links.binder_url(lesson.repo_path))}">Binder</a>, or on your machine '
                  "with <code>./course.sh lab</code>")
     twin = " The clip explorer below runs right here, without a kernel." if has_twin else ""
-    return (f'<p class="widget-still-note">A still of the widget\'s first frame: its sliders move when the '
+    return (f'<p class="widget-still-note">A still of the widget\'s first frame: its {controls} work when the '
             f"notebook runs, {where}.{twin}</p>")
 
 
@@ -67,6 +67,7 @@ class WidgetStill:
 
     def __init__(self, state: dict):
         self.models = state.get("state", {})
+        self.controls = ""  # what a reader would move in the last widget rendered: "sliders", "controls" or ""
 
     def _model(self, ref) -> dict | None:
         model_id = ref[len("IPY_MODEL_"):] if isinstance(ref, str) and ref.startswith("IPY_MODEL_") else ref
@@ -74,6 +75,7 @@ class WidgetStill:
 
     def render(self, model_id: str) -> str:
         model = self._model(model_id)
+        self.controls = ""
         return self._render(model) if model else ""
 
     def _render(self, model: dict) -> str:
@@ -100,6 +102,7 @@ class WidgetStill:
         if name == "LabelModel":
             return f'<div class="widget-still-html">{html.escape(str(state.get("value", "")))}</div>'
         if name.endswith("SliderModel"):
+            self.controls = "sliders"
             value = state.get("value")
             shown = format(value, state.get("readout_format", "").lstrip("%")) if isinstance(value, float) else value
             return (f'<div class="widget-still-slider"><span class="widget-still-label">{description}</span>'
@@ -110,6 +113,7 @@ class WidgetStill:
             return (f'<div class="widget-still-slider"><span class="widget-still-label">{description}</span>'
                     f'<progress max="{state.get("max", 100)}" value="{state.get("value", 0)}"></progress></div>')
         if name in ("DropdownModel", "ToggleButtonsModel", "RadioButtonsModel", "SelectModel"):
+            self.controls = self.controls or "controls"
             labels, index = state.get("_options_labels", []), state.get("index")
             chosen = labels[index] if isinstance(index, int) and 0 <= index < len(labels) else ""
             return (f'<div class="widget-still-slider"><span class="widget-still-label">{description}</span>'
@@ -166,8 +170,9 @@ def on_doctree_read(app, doctree) -> None:
             if not body:
                 continue  # nothing to show but the text/plain repr
             container = nodes.container(mime_type="text/html")
-            container += nodes.raw("", f'<div class="widget-still">{body}{live_note(lesson, twin)}</div>',
-                                   format="html")
+            # A progress bar is shown as it ended; only a widget with controls needs a word on where it runs.
+            note = live_note(lesson, twin, still.controls) if still.controls else ""
+            container += nodes.raw("", f'<div class="widget-still">{body}{note}</div>', format="html")
             bundle.insert(0, container)
 
 
