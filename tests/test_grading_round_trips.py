@@ -20,6 +20,7 @@ MISTAKES = {
     "03-clipped-surrogate": ("clipped_surrogate", "torch.minimum", "torch.maximum"),
     "04-ppo-cartpole": ("compute_gae", " * not_done[t] * running", " * running"),  # ignores episode ends
     "05-ppo-for-rlhf": ("kl_penalized_reward", "(logp_policy - logp_reference)", "(logp_reference - logp_policy)"),
+    "06-continuous-control": ("gaussian_log_prob", ").sum(-1)", ").mean(-1)"),   # a mean over action dimensions
 }
 
 
