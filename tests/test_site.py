@@ -188,6 +188,17 @@ def test_no_nbgrader_marker_or_hidden_test_in_any_file(site):
     assert checked >= len(pages.lessons()) + 3, f"only {checked} files checked: did the site build?"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_lesson_pages_show_no_grading_trace_and_no_error_output(site):
+    for lesson in pages.lessons():
+        text = (site / f"lessons/{lesson.name}/{lesson.student.stem}.html").read_text()
+        assert "nbgrader" not in text.lower(), f"{lesson.name}'s page mentions nbgrader: grading plumbing leaked"
+        for kind in ("stderr", "traceback"):
+            assert f'class="output {kind}' not in text, (
+                f"{lesson.name}'s page shows a {kind} output: a cell warned or failed while the site was built")
+
+
 class _Links(HTMLParser):
     def __init__(self):
         super().__init__()
