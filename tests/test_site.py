@@ -116,6 +116,22 @@ def test_markdown_links_point_at_pages_or_github():
     assert "[Binder](https://x.org/y)" in text and "badge_logo" not in text, f"a badge image is fetched: {text}"
 
 
+def test_the_execution_cache_ignores_prose_but_not_the_package():
+    """MyST-NB's cache key: unchanged by a prose edit, changed by the package or a lesson's data (code_inputs)."""
+    cache_module = pytest.importorskip("jupyter_cache.cache.main", reason="the [site] extra is not installed")
+    hash_of = functools.partial(cache_module.JupyterCacheBase.create_hashed_notebook, None)
+    lesson = next(lesson for lesson in pages.lessons() if lesson.name.startswith("03"))
+    page = pages.lesson_page(lesson)
+    key = hash_of(page)[1]
+    prose = next(cell for cell in page.cells if cell.cell_type == "markdown")
+    prose.source += "\n\nA sentence more."
+    assert hash_of(page)[1] == key, "a prose edit would run the lesson again"
+    first_code = next(cell for cell in page.cells if cell.cell_type == "code")
+    assert first_code.metadata.get("site_inputs") == pages.code_inputs(lesson), "the package fingerprint is missing"
+    first_code.metadata["site_inputs"] = "changed"
+    assert hash_of(page)[1] != key, "a change to the package would not run the lesson again: stale pages"
+
+
 # --- the build ----------------------------------------------------------------------------------------------
 
 def site_problem() -> str | None:

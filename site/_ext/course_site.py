@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -189,4 +190,8 @@ def on_build_finished(app, exception) -> None:
 def setup(app):
     app.connect("doctree-read", on_doctree_read)
     app.connect("build-finished", on_build_finished)
-    return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}
+    # A change to this extension or to site/pages.py changes what every page is made of: Sphinx then reads
+    # every page again (the lessons' executions still come from the cache).
+    own_code = b"".join(path.read_bytes() for path in (Path(__file__), SITE / "pages.py"))
+    return {"version": "1", "env_version": int(hashlib.sha256(own_code).hexdigest()[:8], 16),
+            "parallel_read_safe": True, "parallel_write_safe": True}
