@@ -161,12 +161,31 @@ class Cgroups:
     @staticmethod
     def remove_left_by(pid: int) -> None:
         """Remove the cgroups a worker process made, after it was killed before it could."""
-        own = _own_paths()
-        for mount, kind, options in _mounts():
-            for controller in ([""] if kind == "cgroup2" else [c for c in ("memory", "pids") if c in options]):
-                if controller in own:
-                    for directory in Path(mount + own[controller]).glob(f"ppo-grade-{pid}-*"):
-                        Cgroups(2 if kind == "cgroup2" else 1, directory, None).remove()
+        for version, directory in _graders_cgroups(f"ppo-grade-{pid}-*"):
+            Cgroups(version, directory, None).remove()
+
+    @staticmethod
+    def remove_orphans() -> None:
+        """Remove the empty cgroups of graders that are gone: a Dask worker killed mid-task takes the
+        supervisor that would have removed its kernel's cgroup along (its kernel died with it)."""
+        for _version, directory in _graders_cgroups("ppo-grade-*-*"):
+            pid = directory.name.split("-")[2]
+            try:
+                empty = not (directory / "cgroup.procs").read_text().strip()
+            except OSError:
+                continue
+            if pid.isdigit() and empty and not Path(f"/proc/{pid}").exists():
+                _remove(directory)
+
+
+def _graders_cgroups(pattern: str) -> list[tuple[int, Path]]:
+    """(cgroup version, folder) of the submission cgroups matching ``pattern`` beside this process's own."""
+    own, found = _own_paths(), []
+    for mount, kind, options in _mounts():
+        for controller in ([""] if kind == "cgroup2" else [c for c in ("memory", "pids") if c in options]):
+            if controller in own:
+                found += [(2 if kind == "cgroup2" else 1, d) for d in Path(mount + own[controller]).glob(pattern)]
+    return found
 
 
 def _remove(path: Path) -> None:

@@ -74,8 +74,13 @@ def add_grade(commands) -> None:
                     "their last grading are not regraded unless --force.")
     add_course(grade)
     add_lessons(grade, "every lesson under COURSE/submitted")
-    grade.add_argument("--jobs", type=positive(int), default=os.cpu_count() or 1,
-                       help="submissions graded at once (default: the number of cores, %(default)s)")
+    grade.add_argument("--jobs", type=positive(int), default=None,
+                       help=f"submissions graded at once on this machine (default: the number of cores, "
+                            f"{os.cpu_count() or 1})")
+    grade.add_argument("--dask", metavar="ADDRESS",
+                       help="grade on a Dask cluster instead: its scheduler's address (tcp://host:8786; default: "
+                            "$DASK_SCHEDULER_ADDRESS unless --jobs is given), or local:N for a cluster of N worker "
+                            "processes on this machine. Needs the cluster extra: pip install 'ppo-course[cluster]'")
     grade.add_argument("--cell-timeout", type=positive(int), default=30, metavar="SECONDS",
                        help="a cell running longer is interrupted and fails (default: %(default)s)")
     grade.add_argument("--timeout", type=positive(int), default=300, metavar="SECONDS",
@@ -167,15 +172,22 @@ def graded_lessons(course, requested: list[str], source: Path) -> list[str]:
 
 
 def run_grade(args: argparse.Namespace) -> int:
+    from .cluster import default_address, parse_local, require_distributed
     from .course import open_course
     from .grade import Limits, grade, summary
 
+    if args.dask and args.jobs:
+        raise CourseError("--jobs is for grading on this machine and --dask for a cluster: give one of them")
+    dask = default_address(args.dask, jobs_given=args.jobs is not None)
+    if dask is not None:
+        parse_local(dask)
+        require_distributed()
     course = open_course(args.course)
     lessons = graded_lessons(course, args.lessons, args.source)
     limits = Limits(cell_timeout=args.cell_timeout, timeout=args.timeout, memory_gb=args.memory_gb,
                     max_pids=args.max_processes, scratch_mb=args.scratch_mb, sandbox=not args.no_sandbox)
-    records = grade(course, lessons, limits, args.jobs, source=args.source, students=args.student,
-                    force=args.force, progress=False if args.no_progress else None)
+    records = grade(course, lessons, limits, args.jobs or os.cpu_count() or 1, source=args.source,
+                    students=args.student, force=args.force, progress=False if args.no_progress else None, dask=dask)
     print(summary(records))
     return 0
 

@@ -67,6 +67,7 @@ class Workers:
 
         family: dict[int, psutil.Process] = {}
         process = worker_context().Process(target=run_in_child, args=(str(scratch), grading_env()))
+        allow_children()
         process.start()
         with self.lock:
             self.running.add(process)
@@ -98,6 +99,18 @@ class Workers:
         with self.lock:
             for process in list(self.running):
                 process.kill()  # its thread then kills the kernel and cleans up
+
+
+WORKERS = Workers()   # this process's graders in flight: every thread that grades, here or on a Dask worker
+
+
+def allow_children() -> None:
+    """A Dask nanny starts its worker process as a daemon, and multiprocessing refuses to start children
+    from one (so that none outlives it). Ours never do: the thread that starts one kills and joins it,
+    and it dies with the forkserver when the worker itself dies (``worker.die_with_the_server``)."""
+    current = multiprocessing.current_process()
+    if current.daemon:
+        current._config["daemon"] = False
 
 
 def _remember_descendants(process: multiprocessing.Process, known: dict[int, psutil.Process]) -> None:

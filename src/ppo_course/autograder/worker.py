@@ -90,6 +90,7 @@ def delegation_notes(cells: list[dict]) -> list[str]:
 def run_in_child(scratch_dir: str, env: dict[str, str]) -> None:
     """Entry point in a process forked from the grader's forkserver (nbgrader already imported there):
     the scratch folder as working folder, its log as stdout/stderr, and only ``env`` as environment."""
+    die_with_the_server()
     os.chdir(scratch_dir)
     os.environ.clear()
     os.environ.update(env)
@@ -100,6 +101,22 @@ def run_in_child(scratch_dir: str, env: dict[str, str]) -> None:
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
     sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
     main([scratch_dir])
+
+
+def die_with_the_server() -> None:
+    """Be killed when the forkserver, our parent, exits, as it does when the grader that started it dies
+    (a Dask worker killed mid-task): a grading whose supervisor is gone must not run on, unwatched.
+    The kernel's bubblewrap dies with us in turn (--die-with-parent)."""
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):   # not Linux: the supervisor's deadline still applies
+        return
+    if os.getppid() != parent:   # it exited before the call took effect
+        os._exit(1)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,391 @@
+"""Grading on a Dask cluster gives what grading here gives, and survives what clusters do.
+
+  * a class of 22 lesson-03 submissions (correct, wrong, blank, crashing, hanging, unreadable, missing)
+    is graded with ``--jobs 2`` and with ``--dask local:2``: every record, file and summary line agrees;
+  * a worker killed in the middle of a submission costs it a retry elsewhere, graded (and written)
+    exactly once; a submission whose workers die twice is reported crashed with the reason;
+  * a scheduler that disappears (real ``dask scheduler`` / ``dask worker`` commands on loopback, found
+    through DASK_SCHEDULER_ADDRESS) stops the run with one line, nothing half-written;
+  * Ctrl-C cancels what is left, keeps what was written, and leaves no process behind;
+  * the grading function itself is pure: bundle and bytes in, records and bytes out, no course folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from ppo_course.autograder import grade as grading
+from ppo_course.autograder.cli import main
+from ppo_course.autograder.course import Course
+from ppo_course.autograder.grade import Limits, Submission, grade, grade_one, prepare_lesson
+
+from conftest import REPO
+from grading_helpers import solution_answers, submission, with_edit
+
+LESSON = "03-clipped-surrogate"
+FULL = {"clipped_surrogate_tests": 4.0, "clip_is_active_tests": 3.0, "ppo_policy_loss_tests": 3.0}
+ZERO = dict.fromkeys(FULL, 0.0)
+CELL_TIMEOUT = 8   # short for the hanging submissions, long enough for the rest on a loaded 2-core machine
+LIMIT_FLAGS = ["--cell-timeout", str(CELL_TIMEOUT), "--timeout", "120", "--memory-gb", "2", "--max-processes", "64",
+               "--scratch-mb", "64", "--no-progress"]
+VOLATILE = ("graded_at", "seconds")   # when and how long: the only fields two gradings may differ in
+
+
+def to_bytes(nb) -> bytes:
+    return nbformat.writes(nb).encode()
+
+
+def answers_with(**changes) -> bytes:
+    return to_bytes(submission(LESSON, dict(solution_answers(LESSON), **changes)))
+
+
+def wrong(exercise: str, correct: str, mistake: str) -> bytes:
+    return to_bytes(submission(LESSON, with_edit(solution_answers(LESSON), exercise,
+                                                 lambda s: s.replace(correct, mistake))))
+
+
+def build_class() -> dict[str, tuple[str, bytes]]:
+    """student -> (file name, bytes): 22 students, each kind of submission more than once."""
+    good = answers_with()
+    answers = solution_answers(LESSON)
+    notebook = f"{LESSON}.ipynb"
+    files = {f"good-{i}": (notebook, good) for i in range(6)}
+    files["renamed"] = (f"Copy of {LESSON}.ipynb", good)
+    files["wrong-max"] = (notebook, wrong("clipped_surrogate", "torch.minimum", "torch.maximum"))
+    files["wrong-loss-sign"] = (notebook, wrong("ppo_policy_loss", "return -clipped_surrogate",
+                                                "return clipped_surrogate"))
+    files["wrong-missing"] = (notebook, to_bytes(submission(LESSON, {k: v for k, v in answers.items()
+                                                                     if k != "clip_is_active"})))
+    files["blank-0"] = (notebook, to_bytes(submission(LESSON, {})))
+    files["blank-1"] = (notebook, to_bytes(submission(LESSON, {})))
+    files["crash-exit"] = (notebook, answers_with(clip_is_active="import os\nos._exit(1)\n"))
+    files["crash-segfault"] = (notebook, answers_with(ppo_policy_loss="import ctypes\nctypes.string_at(0)\n"))
+    files["hang-deaf"] = (notebook, answers_with(
+        clip_is_active="import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"))
+    files["hang-loop"] = (notebook, answers_with(clip_is_active="while True:\n    pass\n"))
+    files["hang-sleep"] = (notebook, answers_with(
+        ppo_policy_loss=answers["ppo_policy_loss"] + "\nimport time\ntime.sleep(10**6)\n"))
+    files["unreadable-truncated"] = (notebook, good[: len(good) // 2])
+    files["unreadable-html"] = (notebook, b"<html>LMS error page</html>")
+    files["unreadable-empty"] = (notebook, b"")
+    files["missing-script"] = ("answers.py", b"def clipped_surrogate(ratio, adv, eps=0.2):\n    return ratio\n")
+    files["json-saved"] = ("Untitled.json", good)
+    return files
+
+
+EXPECTED = {  # student -> (status, scores); the class test of the local grader says why each is so
+    **{f"good-{i}": ("graded", FULL) for i in range(6)},
+    "renamed": ("graded", FULL), "json-saved": ("graded", FULL),
+    "wrong-max": ("graded", dict(FULL, clipped_surrogate_tests=0.0)),
+    "wrong-loss-sign": ("graded", dict(FULL, ppo_policy_loss_tests=0.0)),
+    "wrong-missing": ("graded", dict(FULL, clip_is_active_tests=0.0)),
+    "blank-0": ("graded", ZERO), "blank-1": ("graded", ZERO),
+    "crash-exit": ("crashed", dict(FULL, clip_is_active_tests=0.0)),
+    "crash-segfault": ("crashed", dict(FULL, ppo_policy_loss_tests=0.0)),
+    "hang-deaf": ("timeout", dict(FULL, clip_is_active_tests=0.0)),
+    "hang-loop": ("graded", dict(FULL, clip_is_active_tests=0.0)),
+    "hang-sleep": ("graded", FULL),   # the function was defined before the sleep was interrupted
+    "unreadable-truncated": ("unreadable", {}), "unreadable-html": ("unreadable", {}),
+    "unreadable-empty": ("unreadable", {}), "missing-script": ("missing", {}),
+}
+
+
+def hand_in(root: Path, files: dict[str, tuple[str, bytes]]) -> Course:
+    course = Course(root)
+    for student, (name, data) in files.items():
+        folder = course.submitted / student / LESSON
+        folder.mkdir(parents=True)
+        (folder / name).write_bytes(data)
+    return course
+
+
+def cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(list(argv))
+    return code, out.getvalue()
+
+
+def results(course: Course) -> dict[str, dict]:
+    return {student: {k: v for k, v in record.items() if k not in VOLATILE}
+            for student, record in course.results(LESSON).items()}
+
+
+def folder_files(course: Course) -> dict[str, list[str]]:
+    return {p.name: sorted(f.name for f in (p / LESSON).iterdir()) for p in course.autograded.iterdir()}
+
+
+def leftovers(course: Course) -> list[str]:
+    incoming = course.root / ".grading-cache" / "incoming"
+    return sorted(p.name for p in incoming.iterdir()) if incoming.exists() else []
+
+
+# ------------------------------------------------------------------ fast: flags, purity
+
+
+def test_dask_flag_without_dask_says_what_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)   # as if the cluster extra were not installed
+    code = main(["grade", "--course", str(tmp_path), "--dask", "local:2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.count("\n") == 0, f"--dask without Dask must be one line and exit 2: {code} {err!r}"
+    assert "pip install 'ppo-course[cluster]'" in err, f"the line must say what to install: {err!r}"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dask", "local:0"], "at least 1"), (["--dask", "local:two"], "at least 1"),
+    (["--dask", "local:2", "--jobs", "2"], "give one of them")])
+def test_bad_dask_flags_are_one_line(tmp_path, capsys, argv, message):
+    code = main(["grade", "--course", str(tmp_path), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err, f"{argv}: one line, exit 2, saying '{message}': {err!r}"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return prepare_lesson(LESSON, REPO / "solutions", tmp_path_factory.mktemp("cache"))
+
+
+@pytest.mark.slow   # releases the lesson with nbgrader (seconds)
+def test_grading_is_a_function_of_the_bundle_and_the_bytes(bundle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    graded = grade_one(bundle, Submission("s1", f"{LESSON}.ipynb", b"{not json"), Limits())
+    assert graded.record["status"] == "unreadable" and graded.notebook is None, graded.record
+    assert graded.record["total"] == 0 and graded.record["max"] == 10, graded.record
+    assert list(tmp_path.iterdir()) == [], "grading one submission must write nothing where it runs"
+    damaged = grading.LessonBundle(bundle.lesson, bundle.contract, bundle.source_sha256, bundle.digest,
+                                   bundle.data[:-10])
+    with pytest.raises(ValueError, match="damaged"):
+        grade_one(damaged, Submission("s1", f"{LESSON}.ipynb", b"{}"), Limits())
+
+
+# ------------------------------------------------------------------ a class, here and on a cluster
+
+
+@pytest.fixture(scope="module")
+def two_gradings(tmp_path_factory, sandbox):
+    files = build_class()
+    root = tmp_path_factory.mktemp("cluster-class")
+    here, there = hand_in(root / "here", files), hand_in(root / "there", files)
+    outputs = {"here": cli("grade", "--course", str(here.root), "--jobs", "2", *LIMIT_FLAGS),
+               "there": cli("grade", "--course", str(there.root), "--dask", "local:2", *LIMIT_FLAGS)}
+    again = cli("grade", "--course", str(there.root), "--dask", "local:2", *LIMIT_FLAGS, "--student", "good-0")
+    return {"files": files, "here": here, "there": there, "outputs": outputs, "again": again}
+
+
+@pytest.mark.slow
+def test_a_cluster_grades_the_class_as_this_machine_does(two_gradings):
+    here, there = two_gradings["here"], two_gradings["there"]
+    assert {k: code for k, (code, _) in two_gradings["outputs"].items()} == {"here": 0, "there": 0}, (
+        f"both gradings must exit 0: {two_gradings['outputs']}")
+    local, remote = results(here), results(there)
+    unexpected = {s: (r["status"], r["scores"], r["message"]) for s, r in local.items()
+                  if (r["status"], r["scores"]) != EXPECTED.get(s)}
+    assert unexpected == {} and len(local) == len(EXPECTED), (
+        f"grading here must give each kind of submission its usual status and scores: {unexpected}")
+    differ = {s: (local[s], remote.get(s)) for s in local if local[s] != remote.get(s)}
+    assert differ == {} and len(remote) == len(local) == 22, (
+        f"every record from the cluster must equal the local one but for its time (22 students): {differ}")
+    assert folder_files(here) == folder_files(there), (
+        "each student's autograded folder must hold the same files (notebook, gradebook, log, result)")
+    assert two_gradings["outputs"]["here"][1] == two_gradings["outputs"]["there"][1], (
+        "the summary printed after a cluster run must be the one printed after a local run")
+    log = (there.autograded / "good-0" / LESSON / "grading.log").read_text()
+    assert log.startswith("graded on Dask worker tcp://127.0.0.1:"), f"grading.log must say which worker: {log[:200]}"
+    assert leftovers(there) == [] and leftovers(here) == [], "no staged folder may be left behind"
+    for student, (name, data) in two_gradings["files"].items():
+        assert (there.submitted / student / LESSON / name).read_bytes() == data, f"{student}'s file changed"
+
+
+@pytest.mark.slow
+def test_a_cluster_run_skips_what_was_graded(two_gradings):
+    code, out = two_gradings["again"]
+    assert code == 0 and "1 submission: 1 graded (1 unchanged since the last run, not regraded)" in out, (
+        f"--student good-0 again, unchanged: it must be skipped on the cluster as here:\n{out}")
+
+
+# ------------------------------------------------------------------ faults
+
+
+def kernels_under(pid: int) -> list[psutil.Process]:
+    """The grading processes under a Dask worker while it grades (its sandboxed kernel is running)."""
+    try:
+        family = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    names = set()
+    for member in family:
+        with contextlib.suppress(psutil.Error):
+            names.add(member.name())
+    return family if "bwrap" in names else []
+
+
+def worker_pids(cluster) -> dict[str, int]:
+    """{worker address: pid} of a LocalCluster's worker processes (from their nannies; one restarting has none)."""
+    pids = {}
+    for nanny in list(cluster.workers.values()):
+        with contextlib.suppress(AttributeError):
+            if nanny.worker_address and nanny.process.process.pid:
+                pids[nanny.worker_address] = nanny.process.process.pid
+    return pids
+
+
+@pytest.mark.slow
+def test_a_killed_worker_costs_a_retry_and_each_submission_is_graded_once(tmp_path, sandbox, monkeypatch):
+    from distributed import Client
+
+    from ppo_course.autograder.cluster import local_cluster
+
+    slow = answers_with(clip_is_active=solution_answers(LESSON)["clip_is_active"] + "\nimport time\ntime.sleep(6)\n")
+    files = {f"good-{i}": (f"{LESSON}.ipynb", answers_with()) for i in range(4)}
+    files |= {"victim": (f"{LESSON}.ipynb", slow), "killer": (f"{LESSON}.ipynb", slow),
+              "blank": (f"{LESSON}.ipynb", to_bytes(submission(LESSON, {})))}
+    course = hand_in(tmp_path / "course", files)
+    writes: dict[str, int] = {}
+    keep = grading.keep
+
+    def counted(course, record, *args, **kwargs):
+        writes[record["student"]] = writes.get(record["student"], 0) + 1
+        return keep(course, record, *args, **kwargs)
+
+    monkeypatch.setattr(grading, "keep", counted)
+    limits = Limits(cell_timeout=20, timeout=90, memory_gb=2.0, max_pids=64, scratch_mb=64)
+    kills = {"victim": [], "killer": []}   # (worker address, its grading processes) per kill
+    with local_cluster(2) as cluster, Client(cluster, set_as_default=False) as client:
+        outcome: dict = {}
+        runner = threading.Thread(target=lambda: outcome.update(records=grade(
+            course, [LESSON], limits, jobs=1, progress=False, dask=cluster.scheduler_address)))
+        runner.start()
+        deadline = time.monotonic() + 600
+        while runner.is_alive() and time.monotonic() < deadline:
+            pids = worker_pids(cluster)
+            for worker, keys in client.processing().items():
+                for student, wanted in (("victim", 1), ("killer", 2)):
+                    if len(kills[student]) < wanted and any(f"-{student}-" in k for k in keys) and worker in pids:
+                        family = kernels_under(pids[worker])
+                        if family and all(worker != w for w, _ in kills[student]):
+                            os.kill(pids[worker], signal.SIGKILL)   # mid-task: its kernel is running
+                            kills[student].append((worker, family))
+            time.sleep(0.3)
+        runner.join(timeout=5)
+    assert "records" in outcome, "grading must finish after its workers were killed"
+    assert [len(kills["victim"]), len(kills["killer"])] == [1, 2], (
+        f"the test must have killed the victim's worker once and the killer's twice mid-task: {kills}")
+    records = {r["student"]: r for r in outcome["records"]}
+    assert writes == dict.fromkeys(files, 1), f"every submission must be written exactly once: {writes}"
+    assert {s: (r["status"], r["scores"]) for s, r in records.items() if s != "killer"} == {
+        **{f"good-{i}": ("graded", FULL) for i in range(4)}, "victim": ("graded", FULL), "blank": ("graded", ZERO)}, (
+        "the submissions on a killed worker must be graded on another one as if nothing happened")
+    victim_log = (course.autograded / "victim" / LESSON / "grading.log").read_text()
+    assert kills["victim"][0][0] not in victim_log.splitlines()[0], (
+        f"the victim must have been graded again on another worker: {victim_log.splitlines()[0]}")
+    killer = records["killer"]
+    assert killer["status"] == "crashed" and "killed 2 Dask workers" in killer["message"], (
+        f"a submission whose grading lost two workers must be reported crashed, saying so: {killer}")
+    time.sleep(2)
+    survivors = [p.pid for _, family in kills["victim"] + kills["killer"] for p in family if p.is_running()
+                 and p.status() != psutil.STATUS_ZOMBIE]
+    assert survivors == [], f"the grading processes of a killed worker must die with it: {survivors}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def grading_command(course: Course, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "ppo_course.autograder", "grade", "--course", str(course.root), *LIMIT_FLAGS,
+            *extra]
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    return dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"], **extra)
+
+
+def assert_whole(course: Course) -> None:
+    """Every autograded folder is a complete grading; no staged copy is visible."""
+    for folder in course.autograded.glob(f"*/{LESSON}"):
+        names = {p.name for p in folder.iterdir()}
+        record = json.loads((folder / "result.json").read_text())
+        assert record["status"] != "graded" or {f"{LESSON}.ipynb", "gradebook.db", "grading.log"} <= names, (
+            f"{folder} is half-written: {names}")
+    assert not list(course.autograded.glob("*/.*")), "a staging folder is visible under autograded/"
+
+
+@pytest.mark.slow
+def test_losing_the_scheduler_stops_with_one_line(tmp_path, sandbox):
+    files = {f"s{i}": (f"{LESSON}.ipynb", answers_with()) for i in range(8)}
+    course = hand_in(tmp_path / "course", files)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = tool_env(DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
+                   DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0")
+    dask = str(Path(sys.executable).parent / "dask")
+    scheduler = subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
+                                  "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = subprocess.Popen([dask, "worker", address, "--host", "127.0.0.1", "--nworkers", "2", "--nthreads", "1",
+                                "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        grader = subprocess.Popen(grading_command(course), env=tool_env(DASK_SCHEDULER_ADDRESS=address),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: list(course.autograded.glob(f"*/{LESSON}/result.json")) or grader.poll() is not None,
+                 300, "the first graded submission")
+        scheduler.kill()
+        out, err = grader.communicate(timeout=120)
+    finally:
+        scheduler.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(workers.pid, signal.SIGKILL)
+        workers.wait()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert grader.returncode == 2, f"losing the scheduler must exit 2:\n{err}"
+    assert lines[0].startswith(f"grading on the Dask cluster at {address}"), (
+        f"DASK_SCHEDULER_ADDRESS must be where it grades: {lines[:1]}")
+    assert len(lines) == 2 and lines[1].startswith(f"error: lost the Dask scheduler at {address}: ") and (
+        "graded and saved; run the same command again" in lines[1]), f"one line, saying what to do:\n{err}"
+    assert_whole(course)
+
+
+@pytest.mark.slow
+def test_ctrl_c_cancels_the_rest_and_keeps_what_finished(tmp_path, sandbox):
+    files = {f"s{i:02d}": (f"{LESSON}.ipynb", answers_with()) for i in range(12)}
+    course = hand_in(tmp_path / "course", files)
+    grader = subprocess.Popen(grading_command(course, "--dask", "local:2"), env=tool_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    family: dict[int, psutil.Process] = {}
+
+    def first_written() -> bool:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            family.update({p.pid: p for p in psutil.Process(grader.pid).children(recursive=True)})
+        return bool(list(course.autograded.glob(f"*/{LESSON}/result.json"))) or grader.poll() is not None
+
+    wait_for(first_written, 300, "the first graded submission")
+    grader.send_signal(signal.SIGINT)
+    out, err = grader.communicate(timeout=120)
+    assert grader.returncode == 130 and "interrupted: submissions graded so far are saved" in err, (
+        f"Ctrl-C must stop with exit 130 and say what was kept:\n{err[-2000:]}")
+    graded = list(course.autograded.glob(f"*/{LESSON}/result.json"))
+    assert 1 <= len(graded) < len(files), f"what finished is kept, the rest is not graded: {len(graded)} written"
+    assert_whole(course)
+    wait_for(lambda: not [p for p in family.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE],
+             30, f"the cluster's processes to end after Ctrl-C: {sorted(family)}")
