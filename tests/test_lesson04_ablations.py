@@ -149,7 +149,11 @@ def test_quoted_entropy_numbers_come_from_the_precomputed_runs():
         f" against {mean_return['default']:.1f}")
     assert f"{stays['c2']:.0%} against {stays['default']:.0%} of the later evaluations solved" in text, (
         f"'How to read them' must quote the solved shares, {stays['c2']:.0%} for c2 = 0 against {stays['default']:.0%}")
-    assert abs(mean_return["c2"] - mean_return["default"]) < 5, "the text says the returns never notice"
+    per_seed = {k: np.mean(curves[k]["means"], axis=1) for k in ("c2", "default")}
+    standard_error = np.sqrt(sum(np.var(m, ddof=1) / m.size for m in per_seed.values()))
+    assert abs(mean_return["c2"] - mean_return["default"]) < 2 * standard_error, (
+        f"the text says the gap in mean return ({mean_return['c2'] - mean_return['default']:+.1f}) is within the"
+        f" seeds' spread, but it is more than twice its standard error ({standard_error:.1f})")
     table = ablations.summarise_entropy(_load("ablations.json"))
     assert f"on {(ent < ref).sum()} of {ent.size} seeds" in table.splitlines()[-1], "the printed table says it too"
 
@@ -169,8 +173,8 @@ def test_quoted_reuse_numbers_come_from_the_precomputed_runs():
         f"'How to read it' must quote the median steps to solve: {median['K = 1']:.0f} for K = 1,"
         f" {median['K = 4']:.0f} for K = 4 and {median['K = 10']:.0f} for K = 10")
     share_solved = (np.array(runs["K = 1"]["means"]) >= 475).mean(axis=0)
-    assert share_solved.max() <= 0.5 and "At no evaluation are more than half of its seeds solved" in text, (
-        f"the text says vanilla PG never has more than half its seeds solved; at best {share_solved.max():.0%} are")
+    assert share_solved.max() < 1 and "At no evaluation are all of its seeds solved at once" in text, (
+        f"the text says vanilla PG never has all its seeds solved at once; at best {share_solved.max():.0%} are")
     assert ended["K = 4"] == ended["K = 10"] == seeds > ended["K = 1"], (
         f"the text says K = 4 and K = 10 end solved on all {seeds} seeds and K = 1 on fewer;"
         f" seeds solved at the end: {ended}")
@@ -199,11 +203,10 @@ def test_quoted_no_clip_and_cost_numbers_come_from_the_precomputed_runs():
         f" and {largest['K = 10']:.3g} with it")
     last = np.array(runs["no clip"]["means"])[:, -1]
     collapsed = last[last < 20]
-    assert len(set(np.round(collapsed))) == 1, "the text quotes one last return for the collapsed seeds"
     assert f"On {WORDS[collapsed.size]} seeds the policy collapses" in text, (
         f"'How to read it' must say the policy collapses on {collapsed.size} seeds")
-    assert f"(a last greedy return of {collapsed[0]:.0f})" in text, (
-        f"'How to read it' must quote the collapsed seeds' last greedy return, {collapsed[0]:.0f}")
+    assert collapsed.max() < 10 and "(a last greedy return below 10)" in text, (
+        f"the text says the collapsed seeds' last greedy return is below 10; they are {collapsed}")
     entropy = {k: np.mean([e[-1] for e in c["entropy"]]) for k, c in runs.items()}
     assert (f"entropy at the end averages {entropy['no clip']:.3f}, "
             f"against {entropy['K = 10']:.3f} with the clip") in text, (
