@@ -75,14 +75,15 @@ def reference_for(namespace: dict, **references: Any) -> Iterator[None]:
 
 
 def check_prediction(guess: Any, measured: Any, what: str, *, rel_tol: float = 0.15, abs_tol: float = 0.0,
-                     why: str = "") -> bool:
+                     why: str = "") -> None:
     """Compare a learner's prediction with what the code measured, and print the verdict.
 
     Used by the lessons' predict-then-run cells: the learner commits to ``guess`` before running,
     then this prints whether it was close and ``why`` (the idea to take away). A number is close
     within ``rel_tol`` (relative) or ``abs_tol``; a string (the letter of a multiple-choice answer)
     must match ignoring case; a sequence is compared entry by entry. It never raises: a prediction is
-    for learning, not for grading. Returns True when the prediction was right.
+    for learning, not for grading, and it returns nothing, so a cell that ends with it shows only the
+    verdict (no stray ``True``/``False``).
     """
     shown = _format(measured)
     if guess is None or guess is Ellipsis:
@@ -90,7 +91,7 @@ def check_prediction(guess: Any, measured: Any, what: str, *, rel_tol: float = 0
               "before running this one; committing to a guess first is what makes the result stick.)")
         if why:
             print(why)
-        return False
+        return
     if isinstance(measured, str):
         right = str(guess).strip().lower() == measured.strip().lower()
     else:
@@ -100,7 +101,6 @@ def check_prediction(guess: Any, measured: Any, what: str, *, rel_tol: float = 0
     print(f"{what}: you predicted {_format(guess)}, measured {shown}: {verdict}.")
     if why:
         print(why)
-    return right
 
 
 def _format(value: Any) -> str:
