@@ -45,6 +45,24 @@ def chromium_available() -> bool:
     return CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)
 
 
+def require_browser(what: str, problem: str | None = None) -> None:
+    """Skip the calling fixture's tests when Chromium or playwright (or ``problem``) is missing; under
+    CI=true fail instead, so that the browser tests cannot silently stop running."""
+    if problem is None and not chromium_available():
+        problem = f"no Chromium at {CHROMIUM} (`./course.sh test` installs it with apt-get when run as root)"
+    if problem is None:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            problem = "the Python package playwright is not installed (it comes with the [test] extra)"
+    if problem:
+        import pytest
+
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{problem}; CI=true, so the {what} must run")
+        pytest.skip(problem)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -11,7 +11,6 @@ the lesson exists. Without Chromium the tests skip with the reason, except under
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import urllib.request
@@ -39,24 +38,10 @@ def lessons_with_sliders() -> list[str]:
     return sorted(found | set(PLANNED))
 
 
-def browser_problem() -> str | None:
-    if not browser.chromium_available():
-        return f"no Chromium at {browser.CHROMIUM} (`./course.sh test` installs it with apt-get when run as root)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the Python package playwright is not installed (it comes with the [test] extra)"
-    return None
-
-
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     """For the whole module: JupyterLab serving copies of the lessons, Voilà serving lesson 03, one page."""
-    problem = browser_problem()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{problem}; CI=true, so the browser tests must run")
-        pytest.skip(problem)
+    browser.require_browser("browser tests")
     root, work = tmp_path_factory.mktemp("lab-root"), tmp_path_factory.mktemp("lab-work")
     for name in lessons_with_sliders():
         if (SOLUTIONS / name).is_dir():

@@ -1,11 +1,14 @@
 """Lesson 02's tests accept the reference answers and reject the wrong answers students really write."""
 from __future__ import annotations
 
+import inspect
+import textwrap
+
+from ppo_course import trust_region
+
 from exercise_checks import LessonExerciseChecks, exercise_answer, indented, run_tests_against
 
 LESSON = "02-trpo"
-
-
 
 
 def cg(loop_body: str, setup: str = "x = torch.zeros_like(b)\nr = b.clone()\np = r.clone()\nr_dot_r = r @ r") -> str:
@@ -14,17 +17,18 @@ def cg(loop_body: str, setup: str = "x = torch.zeros_like(b)\nr = b.clone()\np =
 
 
 CG_DIRECTION = "p = r + (new_r_dot_r / r_dot_r) * p"   # the direction update of CORRECT_CG_LOOP
-CORRECT_CG_LOOP = """
-if r_dot_r < tol:
-    break
-Ap = Avp(p)
-alpha = r_dot_r / (p @ Ap)
-x = x + alpha * p
-r = r - alpha * Ap
-new_r_dot_r = r @ r
-p = r + (new_r_dot_r / r_dot_r) * p
-r_dot_r = new_r_dot_r
-"""
+
+
+def _reference_loop_body() -> str:
+    """The body of the package's conjugate-gradient loop: the mutants below start from the reference itself."""
+    lines = inspect.getsource(trust_region.conjugate_gradient).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "for _ in range(iters):")
+    end = next(i for i, line in enumerate(lines) if line.strip() == "return x")
+    return textwrap.dedent("\n".join(lines[start + 1:end]) + "\n")
+
+
+CORRECT_CG_LOOP = _reference_loop_body()
+assert CG_DIRECTION in CORRECT_CG_LOOP, "the reference's direction update is no longer written as the mutants expect"
 
 
 def cg_with(old: str, new: str) -> str:

@@ -16,7 +16,6 @@ import functools
 import html
 import http.server
 import json
-import os
 import re
 import subprocess
 import sys
@@ -134,29 +133,19 @@ def test_the_execution_cache_ignores_prose_but_not_the_package():
 
 # --- the build ----------------------------------------------------------------------------------------------
 
-def site_problem() -> str | None:
+def site_extra_missing() -> str | None:
     try:
         import myst_nb  # noqa: F401
         import sphinx_book_theme  # noqa: F401
     except ImportError as error:
         return f"the [site] extra is not installed ({error})"
-    if not browser.chromium_available():
-        return f"no Chromium at {browser.CHROMIUM} (`./course.sh test` installs it with apt-get when run as root)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the Python package playwright is not installed (it comes with the [test] extra)"
     return None
 
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory):
     """The site, built once from clean and once more from the cache; its html folder."""
-    problem = site_problem()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{problem}; CI=true, so the site tests must run")
-        pytest.skip(problem)
+    browser.require_browser("site tests", site_extra_missing())
     out = tmp_path_factory.mktemp("site")
     timings = {}
     for label in ("clean", "cached"):

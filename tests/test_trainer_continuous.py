@@ -32,10 +32,11 @@ def test_gaussian_agent_agrees_with_torch_distributions_and_its_numpy_copy():
     np.testing.assert_allclose(actor.greedy(obs.numpy()), agent.actor(obs).detach().numpy(), rtol=1e-5, atol=1e-6,
                                err_msg="the greedy action must be the actor's mean")
     samples = actor.sample(np.zeros((20_000, 3), np.float32), np.random.default_rng(0))
-    assert samples.shape == (20_000, 2)
+    assert samples.shape == (20_000, 2), "one sampled action per observation, of the action space's dimension"
     np.testing.assert_allclose(samples.std(0), np.exp(-0.5), rtol=0.03, err_msg="samples must have std exp(log_std)")
     # The log-std is one parameter per action dimension, the same in every state.
-    assert agent.log_std.shape == (2,) and torch.equal(dist.stddev[0], dist.stddev[6])
+    assert agent.log_std.shape == (2,) and torch.equal(dist.stddev[0], dist.stddev[6]), (
+        "the log-std must be one parameter per action dimension, the same in every state")
 
 
 def test_rollout_stores_the_gaussian_sample_and_the_env_receives_it_clipped():
@@ -45,7 +46,8 @@ def test_rollout_stores_the_gaussian_sample_and_the_env_receives_it_clipped():
     rollout, _ = trainer.collect_rollout(env, agent.numpy_actor(), obs, np.zeros(2, bool), 50,
                                          np.random.default_rng(0), trainer.EpisodeTracker(2), 0)
     env.close()
-    assert rollout.actions.shape == (50, 2, 1) and rollout.actions.dtype == np.float32
+    assert rollout.actions.shape == (50, 2, 1) and rollout.actions.dtype == np.float32, (
+        "the rollout must store float32 actions of shape [T, N, action_dim]")
     assert np.abs(rollout.actions).max() > 2, "the stored action must be the unclipped sample (its log-prob is exact)"
     # Pendulum clips the torque itself; other tasks do not, so the trainer's env clips every Box action.
     assert isinstance(env, gym.wrappers.vector.ClipAction), "a Box action must reach the env clipped to its bounds"
@@ -68,23 +70,26 @@ def test_trainer_uses_the_learners_gaussian_functions():
     b = train(pendulum(seed=1))
     assert [row["approx_kl"] for row in a.logs] == [row["approx_kl"] for row in b.logs], (
         "the reference functions passed in must give the same run as the defaults")
-    assert a.episodes == b.episodes
+    assert a.episodes == b.episodes, "the reference functions passed in must give the same episodes as the defaults"
 
 
 def test_same_seed_same_pendulum_run_and_the_log_std_learns():
     a, b = train(pendulum(seed=3)), train(pendulum(seed=3))
-    assert [e["mean"] for e in a.evals] == [e["mean"] for e in b.evals] and a.episodes == b.episodes
+    assert [e["mean"] for e in a.evals] == [e["mean"] for e in b.evals] and a.episodes == b.episodes, (
+        "the same seed must give the same Pendulum run")
     assert not torch.equal(a.agent.log_std.detach(), torch.zeros(1)), "log_std is a parameter: it must move"
     assert all(-2000 < ret <= 0 for _, ret in a.episodes), "Pendulum returns lie in [-16.3 * 200, 0]"
 
 
 def test_reward_normalisation_reports_raw_returns_and_observation_stats_are_frozen_in_evaluation():
     raw, scaled = train(pendulum(seed=5)), train(pendulum(seed=5, norm_reward=True))
-    assert raw.episodes[0][0] == scaled.episodes[0][0]
+    assert raw.episodes[0][0] == scaled.episodes[0][0], (
+        "reward normalisation must not change the first episode's recorded (raw) return")
     assert min(ret for _, ret in scaled.episodes) < -300, (
         "episode returns must be in the task's units (raw rewards), not the normalised ones")
     result = train(pendulum(seed=5, norm_obs=True))
-    assert result.obs_rms is not None and result.obs_rms.count > 2048
+    assert result.obs_rms is not None and result.obs_rms.count > 2048, (
+        "norm_obs must keep running observation statistics over every training step")
     count, mean = result.obs_rms.count, result.obs_rms.mean.copy()
     trainer.evaluate_greedy(result.agent.numpy_actor(), "Pendulum-v1", 2, seed=0, obs_rms=result.obs_rms)
     assert result.obs_rms.count == count and np.array_equal(result.obs_rms.mean, mean), (
@@ -95,7 +100,8 @@ def test_checkpoint_round_trip_keeps_the_gaussian_and_its_observation_stats(tmp_
     result = train(pendulum(seed=2, norm_obs=True))
     trainer.save_checkpoint(tmp_path / "c.pt", result)
     agent, config = trainer.load_checkpoint(tmp_path / "c.pt")
-    assert isinstance(agent, GaussianActorCritic) and config.env_id == "Pendulum-v1" and config.norm_obs
+    assert isinstance(agent, GaussianActorCritic) and config.env_id == "Pendulum-v1" and config.norm_obs, (
+        "the checkpoint must restore a Gaussian agent and the config with norm_obs")
     torch.testing.assert_close(agent.log_std, result.agent.log_std.cpu())
     rms = trainer.checkpoint_obs_rms(tmp_path / "c.pt")
     np.testing.assert_allclose(rms.mean, result.obs_rms.mean, rtol=1e-6)
@@ -107,18 +113,20 @@ def test_checkpoint_round_trip_keeps_the_gaussian_and_its_observation_stats(tmp_
 def test_pendulum_defaults_and_the_cli(tmp_path, capsys):
     config = PPOConfig.for_env("Pendulum-v1", seed=4)
     assert config.env_id == "Pendulum-v1" and config.seed == 4 and config.gamma == trainer.ENV_DEFAULTS[
-        "Pendulum-v1"]["gamma"]
+        "Pendulum-v1"]["gamma"], "for_env must take the env's defaults and the given seed"
     assert PPOConfig.for_env("CartPole-v1") == PPOConfig(), "CartPole's defaults are PPOConfig's own"
     out = tmp_path / "run"
     assert cli_main(["--env", "Pendulum-v1", "--total-steps", "1024", "--num-envs", "4", "--eval-every", "512",
-                     "--eval-episodes", "2", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+                     "--eval-episodes", "2", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0, (
+        "a short Pendulum run from the command line must exit 0")
     _, saved = trainer.load_checkpoint(out / "checkpoint.pt")
     assert saved.total_steps == 1024 and saved.num_envs == 4, "options given on the command line win"
     assert saved.gamma == config.gamma and saved.epochs == config.epochs, "the others are Pendulum's defaults"
     capsys.readouterr()
     assert cli_main(["--env", "Pendulum-v1", "--load", str(out / "checkpoint.pt"), "--eval-only",
-                     "--eval-episodes", "2"]) == 0
-    assert "greedy evaluation over 2 episodes" in capsys.readouterr().out
+                     "--eval-episodes", "2"]) == 0, "--eval-only from a Pendulum checkpoint must exit 0"
+    assert "greedy evaluation over 2 episodes" in capsys.readouterr().out, (
+        "--eval-only must print its greedy evaluation")
 
 
 @pytest.mark.slow

@@ -17,6 +17,15 @@ import nbformat
 FENCE = re.compile(r"^\s*```[\w+-]*\s*$", re.MULTILINE)
 
 
+class EndsWithStatus:
+    """Mixed into the errors that end one submission's grading: ``status`` is the short word the
+    summary and the gradebook CSV show ('crashed', 'timeout', 'unreadable', ...)."""
+
+    def __init__(self, status: str, message: str):
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class Exercise:
     answer_id: str              # grade_id of the answer cell

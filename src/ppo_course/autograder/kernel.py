@@ -27,6 +27,7 @@ from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from .cgroups import Cgroups
+from .contract import EndsWithStatus
 from .sandbox import SANDBOX_RUN, KernelLayout, SandboxLimits, bwrap_argv, launch_command, sandbox_env
 
 SAFE_MIME = ("text/plain", "image/png", "image/jpeg")   # no HTML or JavaScript from student code in feedback
@@ -35,13 +36,9 @@ MAX_OUTPUT_CHARS = 2_000_000   # of one cell's outputs kept: a cell that prints 
 PORTS = dict(shell_port=1, iopub_port=2, stdin_port=3, control_port=4, hb_port=5)
 
 
-class KernelLost(BaseException):
+class KernelLost(EndsWithStatus, BaseException):
     """The kernel died or stopped answering; ``status`` is 'crashed' or 'timeout'. Not an Exception, so
     that no ``except Exception`` in a test can hide it."""
-
-    def __init__(self, status: str, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass

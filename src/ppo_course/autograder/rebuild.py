@@ -28,17 +28,13 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from .contract import Contract, Exercise, as_code, defined_names, grade_id, is_test_cell, nbgrader_meta
+from .contract import Contract, EndsWithStatus, Exercise, as_code, defined_names, grade_id, is_test_cell, nbgrader_meta
 
 MAX_SUBMISSION_BYTES = 100 * 2**20   # a notebook with its outputs is a few MB at most
 
 
-class SubmissionError(Exception):
-    """The file cannot be graded at all; ``status`` is the short word the summary and CSV show."""
-
-    def __init__(self, status: str, message: str):
-        super().__init__(message)
-        self.status = status
+class SubmissionError(EndsWithStatus, Exception):
+    """The file cannot be graded at all."""
 
 
 @dataclass
