@@ -1,0 +1,136 @@
+"""What the benchmarks against Stable-Baselines3 share (bench_trainer.py on CartPole, bench_pendulum.py
+on Pendulum): training each side with one evaluation function, summarising a run, running seeds
+interleaved, and printing the comparison. Each script keeps only its task's settings and table.
+
+Both sides run on the CPU with the given torch threads. Each is evaluated after every
+``eval_every`` env steps, after that rollout's update (SB3: when the next rollout starts), and once
+more after its last update, by ``ppo_course.trainer.evaluate_greedy``; the evaluation time is
+excluded from the wall-clock and process-CPU seconds.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ppo_course.trainer import PPOConfig, Stopwatch, evaluate_greedy, train
+
+
+@dataclass(frozen=True)
+class Task:
+    env_id: str
+    threshold: float     # a greedy mean at or above it counts as reached (solved)
+    eval_every: int      # env steps between evaluations
+    eval_episodes: int = 20
+
+
+def run_ours(config: PPOConfig) -> dict:
+    result = train(config)
+    return {"evals": result.evals, "train_seconds": result.logs[-1]["train_seconds"], "steps": result.logs[-1]["step"]}
+
+
+class _SB3Greedy:
+    """Adapts an SB3 model to ``evaluate_greedy``'s interface (``greedy(obs) -> actions``: the mode or mean)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        return self.model.predict(obs, deterministic=True)[0]
+
+
+def run_sb3(task: Task, seed: int, budget: int, threads: int, n_envs: int, **ppo_kwargs) -> dict:
+    """Stable-Baselines3's PPO with ``ppo_kwargs`` (the RL Zoo's settings for the task)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    torch.set_num_threads(threads)
+
+    class Evaluate(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.clock, self.evals = Stopwatch(), []
+
+        def evaluate(self) -> None:
+            self.clock.pause()
+            returns = evaluate_greedy(_SB3Greedy(self.model), task.env_id, task.eval_episodes, seed=seed + 10_000)
+            self.evals.append({"step": self.num_timesteps, "mean": float(returns.mean()),
+                               "train_seconds": self.clock.wall, "train_cpu_seconds": self.clock.cpu})
+            self.clock.resume()
+
+        def _on_rollout_start(self) -> None:   # i.e. after the previous rollout's update, as ours evaluates
+            if self.num_timesteps and self.num_timesteps % task.eval_every == 0:
+                self.evaluate()
+
+        def _on_step(self) -> bool:
+            return True
+
+    env = make_vec_env(task.env_id, n_envs=n_envs, seed=seed)
+    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **ppo_kwargs)
+    callback = Evaluate()
+    model.learn(total_timesteps=budget, callback=callback)
+    if not callback.evals or callback.evals[-1]["step"] != model.num_timesteps:
+        callback.evaluate()   # after the last update
+    callback.clock.pause()
+    return {"evals": callback.evals, "train_seconds": callback.clock.wall, "steps": model.num_timesteps}
+
+
+def summarise(run: dict, threshold: float) -> dict:
+    """The first evaluation at or above ``threshold`` (its step, wall and CPU seconds), the step from which
+    every later evaluation stays there, the final greedy mean and the training steps per second."""
+    evals = run["evals"]
+    first = next((e for e in evals if e["mean"] >= threshold), None)
+    stays = next((evals[i]["step"] for i in range(len(evals)) if all(e["mean"] >= threshold for e in evals[i:])), None)
+    return {"reached": first is not None, "steps": first and first["step"], "wall": first and first["train_seconds"],
+            "cpu": first and first["train_cpu_seconds"], "stays": stays, "final": evals[-1]["mean"],
+            "sps": run["steps"] / run["train_seconds"]}
+
+
+def median_range(values: list, fmt: str) -> str:
+    """'median [min, max]' over the runs that got there, and how many never did."""
+    got = [v for v in values if v is not None]
+    if not got:
+        return "never"
+    text = f"{format(statistics.median(got), fmt)} [{format(min(got), fmt)}, {format(max(got), fmt)}]"
+    return text + (f" ({len(values) - len(got)} never)" if len(got) < len(values) else "")
+
+
+def median(values: list) -> float:
+    """The median with a run that never got there counted as infinitely slow."""
+    return statistics.median([float("inf") if v is None else v for v in values])
+
+
+def run_interleaved(seeds: range, runners: dict[str, Callable[[int], dict]], threshold: float,
+                    on_run: Callable[[int, str, dict, dict], None]) -> dict[str, list[dict]]:
+    """Each seed's runs, ours then SB3 on even seeds and the other way round on odd ones, so that the
+    machine's load hits both alike; ``on_run(seed, name, run, summary)`` after each."""
+    rows: dict[str, list[dict]] = {name: [] for name in runners}
+    for seed in seeds:
+        for name in (list(runners) if seed % 2 == 0 else list(runners)[::-1]):
+            run = runners[name](seed)
+            summary = summarise(run, threshold)
+            rows[name].append(summary)
+            on_run(seed, name, run, summary)
+    return rows
+
+
+def print_comparison(rows: dict[str, list[dict]], fields: list[tuple[str, Callable[[list[dict]], str]]],
+                     ratios: list[tuple[str, str]], width: int = 36) -> None:
+    """One row per field (median [min, max] over seeds, for each side), then ours/SB3 of the medians."""
+    names = list(rows)
+    print(f"{'median [min, max]':<22}" + "".join(f"{n:>{width}}" for n in names))
+    for label, show in fields:
+        print(f"{label:<22}" + "".join(f"{show(rows[n]):>{width}}" for n in names))
+    ours, sb3 = rows[names[0]], rows[names[1]]
+    for label, key in ratios:
+        print(f"ratio ours/SB3, median {label}: {median([r[key] for r in ours]) / median([r[key] for r in sb3]):.2f}")
+
+
+def footer(seeds: range, budget: int, task: Task, started: float) -> str:
+    return (f"\n{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), budget {budget} env steps, eval every {task.eval_every}"
+            f" steps x {task.eval_episodes} greedy episodes (excluded from time); torch {torch.__version__},"
+            f" {time.time() - started:.0f} s in all\n")
