@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
     parser.add_argument("--first-seed", type=int, default=0,
-                        help="seeds are FIRST..FIRST+N-1 (default 0; our defaults were chosen on seeds 100-109)")
+                        help="seeds are FIRST..FIRST+N-1 (default 0; our defaults were chosen on seeds 100-107)")
     parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000, the zoo's)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
     parser.add_argument("--out", default=None, help="also write every run's evaluations to this JSON file")
