@@ -5,8 +5,13 @@ A full-mode run is cheap on a CPU (about 2 s of pretraining and 2 s per 40-itera
 trains section 5's full-mode configuration, read from the notebook's own setup cell, and compares it with
 ``beta_sweep.json``. It fails when the code, the notebook's settings or the stored file drift apart; then
 regenerate the sweep (``python -m ppo_course.rlhf --out solutions/05-ppo-for-rlhf/beta_sweep.json``) and
-re-release the lesson. The comparison is to the file's 4 decimals: the runs are seeded and single-threaded,
-so on one machine they repeat exactly.
+re-release the lesson. The runs are seeded and single-threaded, so on one machine they repeat exactly; on
+another processor they repeat only for a while: processors with other vector units (AVX-512 against
+AVX2) round sums differently, and PPO's updates amplify that (on an AMD EPYC with AVX-512 the beta = 0.2
+run left the file's curve at iteration 11 of 40). So the first EXACT_ITERATIONS iterations are compared
+to the file's 4 decimals (a change of code, settings or seed shows from the first iteration), the rest
+through the final values the prose reads, within FINAL_TOLERANCE, and the samples where the whole curve
+repeated.
 """
 from __future__ import annotations
 
@@ -22,6 +27,10 @@ from conftest import SOLUTIONS
 
 LESSON = SOLUTIONS / "05-ppo-for-rlhf"
 CURVES = ("reward", "human", "kl", "reviews")
+EXACT_ITERATIONS = 8
+# How far the mean of the last 5 iterations may move between processors (seen here: reader 0.07, KL 0.01,
+# real reviews 0.014), well inside the gaps between the sweep's betas that the prose reads.
+FINAL_TOLERANCE = {"reward": 0.2, "human": 0.2, "kl": 0.3, "reviews": 0.05}
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]   # slow: trains the sweep's runs
 
@@ -83,9 +92,18 @@ def test_sweep_entries_are_the_live_full_mode_runs():
     for beta in (0.0, settings["BETA"]):
         config = rlhf.RLHFConfig(beta=beta, iterations=settings["ITERATIONS"], seed=0)
         _, live = rlhf.finetune(reference, reward_model, config, method="ppo")
+        repeated = True
         for key in CURVES:
-            gap = max(abs(a - b) for a, b in zip(getattr(live, key), getattr(stored[beta], key)))
-            assert len(getattr(live, key)) == len(getattr(stored[beta], key)) and gap < 1e-3, (
-                f"beta = {beta}: the live run's {key} curve differs from beta_sweep.json's by up to {gap:.4f} "
-                f"(final {live.final()[key]:.4f} live, {stored[beta].final()[key]:.4f} stored): regenerate the sweep")
-        assert live.samples == stored[beta].samples, f"beta = {beta}: the final samples differ from the sweep's"
+            ours, theirs = getattr(live, key), getattr(stored[beta], key)
+            assert len(ours) == len(theirs), f"beta = {beta}: {len(ours)} iterations live, {len(theirs)} stored"
+            gap = max(abs(a - b) for a, b in zip(ours[:EXACT_ITERATIONS], theirs[:EXACT_ITERATIONS]))
+            assert gap < 1e-3, (
+                f"beta = {beta}: the live run's first {EXACT_ITERATIONS} iterations of {key} differ from"
+                f" beta_sweep.json's by up to {gap:.4f}: the code, settings or seed changed; regenerate the sweep")
+            drift = abs(live.final()[key] - stored[beta].final()[key])
+            assert drift <= FINAL_TOLERANCE[key], (
+                f"beta = {beta}: the live run's final {key} ({live.final()[key]:.4f}) is {drift:.4f} from the"
+                f" sweep's ({stored[beta].final()[key]:.4f}), more than processors' rounding explains: regenerate")
+            repeated &= max(abs(a - b) for a, b in zip(ours, theirs)) < 1e-3
+        if repeated:
+            assert live.samples == stored[beta].samples, f"beta = {beta}: the final samples differ from the sweep's"
