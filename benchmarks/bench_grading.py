@@ -94,7 +94,7 @@ def run_stock(root: Path, students: dict) -> tuple[float, dict[str, float]]:
     return elapsed, totals
 
 
-def steady_state(root: Path, students: dict, jobs: int, rounds: int = 4) -> dict[str, float]:
+def steady_state(root: Path, students: dict, jobs: int, rounds: int = 4) -> dict:
     """Seconds for the class with ``grade(jobs=N)`` and on a started LocalCluster of N, both warmed up,
     in alternating rounds (local, cluster, local, cluster, ...); the fastest round of each, since other
     work on the machine only ever adds time."""

@@ -16,9 +16,7 @@ import json
 import statistics
 import time
 
-from versus_sb3 import Task, footer, median_range, print_comparison, run_interleaved, run_ours, run_sb3
-
-from ppo_course.trainer import PPOConfig
+from versus_sb3 import Task, count_field, footer, median_field, print_comparison, run_interleaved, run_ours, run_sb3
 
 PENDULUM = Task("Pendulum-v1", threshold=-200.0, eval_every=4096)
 
@@ -29,14 +27,14 @@ ZOO_PENDULUM = dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_c
                     clip_range=0.2, use_sde=True, sde_sample_freq=4)
 ZOO_N_ENVS = 4
 
-FIELDS = [("seeds reaching -200", lambda s: f"{sum(r['reached'] for r in s)}/{len(s)}"),
-          ("steps to -200", lambda s: median_range([r["steps"] for r in s], ".0f")),
-          ("wall s to -200", lambda s: median_range([r["wall"] for r in s], ".1f")),
-          ("CPU s to -200", lambda s: median_range([r["cpu"] for r in s], ".1f")),
-          ("final greedy mean", lambda s: median_range([r["final"] for r in s], ".1f")),
+FIELDS = [count_field("seeds reaching -200", lambda r: r["reached"]),
+          median_field("steps to -200", "steps", ".0f"),
+          median_field("wall s to -200", "wall", ".1f"),
+          median_field("CPU s to -200", "cpu", ".1f"),
+          median_field("final greedy mean", "final", ".1f"),
           ("mean of finals", lambda s: f"{statistics.mean(r['final'] for r in s):.1f}"),
-          ("final >= -200", lambda s: f"{sum(r['final'] >= PENDULUM.threshold for r in s)}/{len(s)}"),
-          ("training SPS", lambda s: median_range([r["sps"] for r in s], ".0f"))]
+          count_field("final >= -200", lambda r: r["final"] >= PENDULUM.threshold),
+          median_field("training SPS", "sps", ".0f")]
 RATIOS = [("steps to -200", "steps"), ("wall s to -200", "wall"), ("CPU s to -200", "cpu"), ("training SPS", "sps")]
 
 
@@ -52,10 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds < 1 or args.budget < PENDULUM.eval_every:
         parser.error(f"--seeds must be >= 1 and --budget >= {PENDULUM.eval_every}")
     runners = {
-        "ours": lambda s: run_ours(PPOConfig.for_env(PENDULUM.env_id, seed=s, total_steps=args.budget,
-                                                               device="cpu", torch_threads=args.threads,
-                                                               eval_every=PENDULUM.eval_every,
-                                                               eval_episodes=PENDULUM.eval_episodes)),
+        "ours": lambda s: run_ours(PENDULUM, s, args.budget, args.threads),
         "SB3 zoo": lambda s: run_sb3(PENDULUM, s, args.budget, args.threads, ZOO_N_ENVS, **ZOO_PENDULUM),
     }
     raw: dict[str, list[dict]] = {name: [] for name in runners}

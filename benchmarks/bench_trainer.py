@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from versus_sb3 import Task, footer, median_range, print_comparison, run_interleaved, run_ours, run_sb3
-
-from ppo_course.trainer import PPOConfig
+from versus_sb3 import Task, count_field, footer, median_field, print_comparison, run_interleaved, run_ours, run_sb3
 
 CARTPOLE = Task("CartPole-v1", threshold=475.0, eval_every=2048)
 
@@ -25,14 +23,14 @@ ZOO_CARTPOLE = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_ep
                     learning_rate=lambda f: f * 1e-3, clip_range=lambda f: f * 0.2)
 ZOO_N_ENVS = 8
 
-FIELDS = [("seeds solved", lambda s: f"{sum(r['reached'] for r in s)}/{len(s)}"),
-          ("wall s to solve", lambda s: median_range([r["wall"] for r in s], ".2f")),
-          ("CPU s to solve", lambda s: median_range([r["cpu"] for r in s], ".2f")),
-          ("steps to solve", lambda s: median_range([r["steps"] for r in s], ".0f")),
-          ("stays solved from", lambda s: median_range([r["stays"] for r in s], ".0f")),
-          ("final greedy mean", lambda s: median_range([r["final"] for r in s], ".1f")),
-          ("final >= 475", lambda s: f"{sum(r['final'] >= CARTPOLE.threshold for r in s)}/{len(s)}"),
-          ("training SPS", lambda s: median_range([r["sps"] for r in s], ".0f"))]
+FIELDS = [count_field("seeds solved", lambda r: r["reached"]),
+          median_field("wall s to solve", "wall", ".2f"),
+          median_field("CPU s to solve", "cpu", ".2f"),
+          median_field("steps to solve", "steps", ".0f"),
+          median_field("stays solved from", "stays", ".0f"),
+          median_field("final greedy mean", "final", ".1f"),
+          count_field("final >= 475", lambda r: r["final"] >= CARTPOLE.threshold),
+          median_field("training SPS", "sps", ".0f")]
 RATIOS = [("wall s to solve", "wall"), ("CPU s to solve", "cpu"), ("steps to solve", "steps"),
           ("stays solved from", "stays"), ("training SPS", "sps")]
 
@@ -50,10 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.seeds < 1 or args.budget < CARTPOLE.eval_every:
         parser.error(f"--seeds must be >= 1 and --budget >= {CARTPOLE.eval_every}")
     runners = {
-        "ours": lambda s: run_ours(PPOConfig(seed=s, total_steps=args.budget, device="cpu",
-                                                       torch_threads=args.threads_ours,
-                                                       eval_every=CARTPOLE.eval_every,
-                                                       eval_episodes=CARTPOLE.eval_episodes)),
+        "ours": lambda s: run_ours(CARTPOLE, s, args.budget, args.threads_ours),
         "SB3 zoo": lambda s: run_sb3(CARTPOLE, s, args.budget, args.threads_sb3, ZOO_N_ENVS, **ZOO_CARTPOLE),
     }
 

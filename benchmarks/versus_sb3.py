@@ -28,7 +28,10 @@ class Task:
     eval_episodes: int = 20
 
 
-def run_ours(config: PPOConfig) -> dict:
+def run_ours(task: Task, seed: int, budget: int, threads: int) -> dict:
+    """Our trainer with the task's defaults (``PPOConfig.for_env``), evaluated as the task says."""
+    config = PPOConfig.for_env(task.env_id, seed=seed, total_steps=budget, device="cpu", torch_threads=threads,
+                               eval_every=task.eval_every, eval_episodes=task.eval_episodes)
     result = train(config)
     return {"evals": result.evals, "train_seconds": result.logs[-1]["train_seconds"], "steps": result.logs[-1]["step"]}
 
@@ -97,6 +100,16 @@ def median_range(values: list, fmt: str) -> str:
         return "never"
     text = f"{format(statistics.median(got), fmt)} [{format(min(got), fmt)}, {format(max(got), fmt)}]"
     return text + (f" ({len(values) - len(got)} never)" if len(got) < len(values) else "")
+
+
+def median_field(label: str, key: str, fmt: str) -> tuple[str, Callable[[list[dict]], str]]:
+    """A table row: ``key``'s median [min, max] over one side's summaries."""
+    return label, lambda summaries: median_range([r[key] for r in summaries], fmt)
+
+
+def count_field(label: str, counts: Callable[[dict], bool]) -> tuple[str, Callable[[list[dict]], str]]:
+    """A table row: how many of one side's summaries ``counts``."""
+    return label, lambda summaries: f"{sum(bool(counts(r)) for r in summaries)}/{len(summaries)}"
 
 
 def median(values: list) -> float:
