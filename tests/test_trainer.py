@@ -146,7 +146,16 @@ def test_select_device():
             select_device("cuda")
 
 
-@pytest.mark.parametrize("field,value", [("lr", -1.0), ("epochs", 0), ("lam", 1.5), ("minibatch_size", 0)])
+def test_learning_rate_reaches_zero_at_the_decay_fraction_and_stays_there():
+    config = PPOConfig(total_steps=2048, num_envs=4, num_steps=64, epochs=1, eval_every=0, device="cpu",
+                       lr_decay_fraction=0.5)   # 8 iterations: lr falls to 0 over the first 4
+    lrs = [row["lr"] for row in train(config).logs]
+    np.testing.assert_allclose(lrs, config.lr * np.array([1, 0.75, 0.5, 0.25, 0, 0, 0, 0]), err_msg=(
+        "with lr_decay_fraction = 0.5 the learning rate must fall linearly to 0 at half the run and stay 0"))
+
+
+@pytest.mark.parametrize("field,value", [("lr", -1.0), ("epochs", 0), ("lam", 1.5), ("minibatch_size", 0),
+                                         ("lr_decay_fraction", 0.0), ("lr_decay_fraction", 1.5)])
 def test_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         PPOConfig(**{field: value}).validate()
