@@ -70,7 +70,7 @@ class PPOConfig:
     minibatch_size: int = knob(64, "transitions per gradient step (32-4096)")
     lr: float = knob(5e-3, "Adam learning rate (typical 1e-4 - 5e-3; "
                            "on CartPole 5e-3 solved soonest, 6e-3 was less stable)")
-    anneal_lr: bool = knob(True, "decay the learning rate linearly to 0 over total_steps")
+    anneal_lr: bool = knob(True, "decay the learning rate linearly to 0 (by the end, or as lr_decay_fraction says)")
     lr_decay_fraction: float = knob(1.0, "with anneal_lr, the learning rate reaches 0 after this fraction of "
                                          "total_steps and stays 0 (1: at the end of the run)")
     gamma: float = knob(0.99, "discount (0.95-0.999)")
