@@ -16,7 +16,7 @@ import json
 import statistics
 from multiprocessing import Pool
 
-from versus_sb3 import summarise
+from versus_sb3 import as_run, summarise
 
 from ppo_course.trainer import SOLVED_AT, PPOConfig, train
 
@@ -32,9 +32,7 @@ def run_one(job: tuple[int, dict, bool]) -> dict:
         if anneal_eps:
             result.config.eps = eps0 * (1 - (row["iteration"] + 1) / iterations)
 
-    result = train(config, callback=anneal)
-    run = {"evals": result.evals, "train_seconds": result.logs[-1]["train_seconds"], "steps": result.logs[-1]["step"]}
-    return {"seed": seed, **summarise(run, SOLVED_AT["CartPole-v1"])}
+    return {"seed": seed, **summarise(as_run(train(config, callback=anneal)), SOLVED_AT["CartPole-v1"])}
 
 
 def seed_range(text: str) -> list[int]:

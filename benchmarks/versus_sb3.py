@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ppo_course.trainer import PPOConfig, Stopwatch, evaluate_greedy, train
+from ppo_course.trainer import PPOConfig, Stopwatch, TrainResult, evaluate_greedy, train
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,11 @@ def run_ours(task: Task, seed: int, budget: int, threads: int) -> dict:
     """Our trainer with the task's defaults (``PPOConfig.for_env``), evaluated as the task says."""
     config = PPOConfig.for_env(task.env_id, seed=seed, total_steps=budget, device="cpu", torch_threads=threads,
                                eval_every=task.eval_every, eval_episodes=task.eval_episodes)
-    result = train(config)
+    return as_run(train(config))
+
+
+def as_run(result: TrainResult) -> dict:
+    """Our trainer's result as the run ``summarise`` reads: evaluations, training seconds, env steps."""
     return {"evals": result.evals, "train_seconds": result.logs[-1]["train_seconds"], "steps": result.logs[-1]["step"]}
 
 
