@@ -2,19 +2,37 @@
 
 This is how the suite proves that the notebooks' tests can fail: each realistic wrong answer must be
 rejected with an AssertionError, and the reference answer must pass.
+
+The answers are data, one file per lesson: ``tests/answers/<lesson folder>.toml``. Per graded exercise it
+lists ``[[EXERCISE.wrong]]`` entries (``mistake``, an optional ``hint``) and ``[[EXERCISE.right]]`` entries
+(``name``), each answer given as exactly one of
+
+    body = "..."                 a function body, put under the solution cell's own signature
+                                 (or a whole ``def EXERCISE(...)``)
+    replace = [[old, new], ...]  the solution cell itself with each ``old`` replaced by ``new`` in turn;
+                                 each ``old`` must occur exactly once at its turn, so a mutant of the
+                                 reference can never silently become the reference
+
+Every wrong answer must be rejected by the whole test cell (what grading runs); one with a ``hint`` must
+also be rejected by the VISIBLE tests alone, with a message containing the hint. Every right answer must
+pass. ``lesson_answers`` reads a file, with a one-line ``AnswerFileError`` for a malformed one.
 """
 from __future__ import annotations
 
 import ast
 import functools
 import re
+import tomllib
+from pathlib import Path
+from typing import NamedTuple
 
 import nbformat
 
-from conftest import lesson_notebook
+from conftest import REPO, lesson_notebook
 from grading_helpers import grade_id, solution_answers
 
 MAGIC = re.compile(r"^\s*[%!].*$", re.MULTILINE)
+ANSWERS = Path(__file__).resolve().parent / "answers"
 
 
 def _solution_notebook(lesson: str):
@@ -53,9 +71,15 @@ def function_answer(signature: str, body: str) -> str:
     return f"{signature}\n{indented(body)}"
 
 
+@functools.lru_cache(maxsize=None)
+def _solution_answers(lesson: str) -> dict[str, str]:
+    """``solution_answers``, read once per lesson (do not modify the dict)."""
+    return solution_answers(lesson)
+
+
 def signature(lesson: str, exercise: str) -> str:
     """The ``def ...:`` header of the exercise's solution cell, as the learner's stub has it."""
-    source = solution_answers(lesson)[exercise]
+    source = _solution_answers(lesson)[exercise]
     node = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef) and n.name == exercise)
     return "\n".join(source.splitlines()[node.lineno - 1:node.body[0].lineno - 1]).rstrip()
 
@@ -64,11 +88,6 @@ def exercise_answer(lesson: str, exercise: str, body: str) -> str:
     """An answer cell: ``body`` under the exercise's own signature (a ``def exercise(...)`` is taken whole)."""
     whole = body.lstrip().startswith(f"def {exercise}(")
     return body if whole else function_answer(signature(lesson, exercise), body)
-
-
-def answer_cases(answers: dict[str, dict[str, str]]) -> list[tuple[str, str, str]]:
-    """``{exercise: {name: body}}`` flattened into (exercise, name, body) rows for ``pytest.mark.parametrize``."""
-    return [(exercise, name, body) for exercise, named in answers.items() for name, body in named.items()]
 
 
 HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.MULTILINE | re.DOTALL)
@@ -110,56 +129,155 @@ def assert_rejected(lesson: str, exercise: str, answer: str, test_id: str | None
                          f"accepted a wrong answer:\n{answer}")
 
 
+class AnswerFileError(ValueError):
+    """A malformed answers file; the message is one line naming the file, and the exercise and entry."""
+
+
+class LessonAnswers(NamedTuple):
+    """A lesson's answers as whole answer cells, keyed by exercise, then by mistake or name."""
+    wrong: dict[str, dict[str, str]]                     # the whole test cell must reject each
+    visible_wrong: dict[str, dict[str, tuple[str, str]]]  # (answer, hint): the visible tests alone reject each
+    right: dict[str, dict[str, str]]                     # the whole test cell must pass each
+
+
+ENTRY_FIELDS = {"wrong": ("mistake", {"mistake", "hint", "body", "replace"}),
+                "right": ("name", {"name", "body", "replace"})}
+
+
+def answers_file(lesson: str) -> Path:
+    return ANSWERS / f"{lesson}.toml"
+
+
+def with_replacements(source: str, replace) -> str:
+    """``source`` with each ``[old, new]`` of ``replace`` applied in turn; each ``old`` must occur exactly once."""
+    if not isinstance(replace, list) or not replace:
+        raise ValueError("replace must be a non-empty list of [old, new] pairs")
+    for pair in replace:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(s, str) for s in pair)):
+            raise ValueError(f"replace: {pair!r} is not an [old, new] pair of strings")
+        old, new = pair
+        if old == new:
+            raise ValueError(f"replace: {old!r} is replaced by itself")
+        count = source.count(old)
+        if count != 1:
+            where = "not found in" if count == 0 else f"found {count} times in"
+            raise ValueError(f"replace: {old!r} {where} the solution cell (after the replacements before it)")
+        source = source.replace(old, new)
+    return source
+
+
+def _answer(lesson: str, exercise: str, entry: dict, kind: str) -> tuple[str, str]:
+    """(label, answer cell) of one entry; ValueError (one line, without the file) if it is malformed."""
+    label_field, fields = ENTRY_FIELDS[kind]
+    if not isinstance(entry, dict):
+        raise ValueError(f"{exercise}.{kind}: an entry is not a table")
+    label = entry.get(label_field)
+    if not isinstance(label, str) or not label.strip():
+        raise ValueError(f"{exercise}.{kind}: an entry has no {label_field} (a non-empty string)")
+    where = f"{exercise}.{kind} {label!r}"
+    unknown = sorted(set(entry) - fields)
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {', '.join(unknown)} (allowed: {', '.join(sorted(fields))})")
+    if ("body" in entry) == ("replace" in entry):
+        raise ValueError(f"{where}: give exactly one of body and replace")
+    if "hint" in entry and (not isinstance(entry["hint"], str) or not entry["hint"].strip()):
+        raise ValueError(f"{where}: hint must be a non-empty string")
+    if "body" in entry:
+        if not isinstance(entry["body"], str) or not entry["body"].strip():
+            raise ValueError(f"{where}: body must be a non-empty string")
+        return label, exercise_answer(lesson, exercise, entry["body"])
+    reference = _solution_answers(lesson)[exercise]
+    try:
+        answer = with_replacements(reference, entry["replace"])
+    except ValueError as problem:
+        raise ValueError(f"{where}: {problem}") from None
+    if answer == reference:
+        raise ValueError(f"{where}: the replacements give back the solution cell")
+    return label, answer
+
+
+def parse_answers(lesson: str, text: str) -> LessonAnswers:
+    """The answers in ``text`` (a lesson's TOML file); ValueError with a one-line message if it is malformed."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as problem:
+        raise ValueError(f"not TOML: {problem}") from None
+    graded = _solution_answers(lesson)
+    answers = LessonAnswers({}, {}, {})
+    for exercise, tables in data.items():
+        if exercise not in graded:
+            raise ValueError(f"{exercise!r} is not a graded exercise of {lesson} ({', '.join(graded)})")
+        if not isinstance(tables, dict) or not tables or set(tables) - set(ENTRY_FIELDS):
+            raise ValueError(f"{exercise}: only [[{exercise}.wrong]] and [[{exercise}.right]] entries are allowed")
+        for kind, entries in tables.items():
+            if not isinstance(entries, list):
+                raise ValueError(f"{exercise}.{kind}: write its entries as [[{exercise}.{kind}]] tables")
+            for entry in entries:
+                label, answer = _answer(lesson, exercise, entry, kind)
+                table = answers.wrong if kind == "wrong" else answers.right
+                if label in table.setdefault(exercise, {}):
+                    raise ValueError(f"{exercise}.{kind} {label!r}: named twice")
+                table[exercise][label] = answer
+                if "hint" in entry:
+                    answers.visible_wrong.setdefault(exercise, {})[label] = (answer, entry["hint"])
+    return answers
+
+
+@functools.lru_cache(maxsize=None)
+def lesson_answers(lesson: str) -> LessonAnswers:
+    """The answers of ``tests/answers/<lesson>.toml``; AnswerFileError (one line) if it is missing or malformed."""
+    path = answers_file(lesson)
+    name = path.relative_to(REPO).as_posix() if path.is_relative_to(REPO) else str(path)
+    if not path.is_file():
+        raise AnswerFileError(f"{name}: no such file (the answers of {lesson})")
+    try:
+        return parse_answers(lesson, path.read_text(encoding="utf-8"))
+    except ValueError as problem:
+        raise AnswerFileError(f"{name}: {problem}") from None
+
+
 class LessonExerciseChecks:
     """The standard checks of one lesson's graded exercises against its own test cells.
 
-    A lesson's test module declares them with its tables of answers, each a function body (put under the
-    exercise's own signature) or a whole ``def``:
-
-        class TestExercises(LessonExerciseChecks, lesson=LESSON, wrong_answers=...,
-                            visible_wrong_answers=..., right_answers=...):
-
-      wrong_answers          {exercise: {mistake: body}}: the whole test cell (what grading runs) rejects each
-      visible_wrong_answers  {exercise: {mistake: (body, hint)}}: the VISIBLE tests alone reject each, with a
-                             message containing ``hint`` (what a student sees before submitting)
-      right_answers          {exercise: {name: body}}: other correct answers pass
-    The reference answers are the solution cells; the exercises are ``wrong_answers``' keys.
+    A lesson's test module declares them with ``class TestExercises(LessonExerciseChecks, lesson=LESSON):``;
+    the answers come from ``tests/answers/<lesson>.toml`` (see the module docstring):
+      each wrong answer        the whole test cell (what grading runs) rejects it
+      each one with a hint     the VISIBLE tests alone reject it too, with a message containing the hint
+                               (what a student sees before submitting)
+      each right answer        the whole test cell passes it
+    and each graded exercise's reference answer (its solution cell) passes the whole and the visible tests.
     """
 
-    def __init_subclass__(cls, lesson: str, wrong_answers=None, visible_wrong_answers=None, right_answers=None,
-                          **kwargs):
+    def __init_subclass__(cls, lesson: str, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.lesson = lesson
-        cls.wrong_answers = wrong_answers or {}
-        cls.visible_wrong_answers = visible_wrong_answers or {}
-        cls.right_answers = right_answers or {}
+        cls.answers = lesson_answers(lesson)
 
     def pytest_generate_tests(self, metafunc):
-        """Parametrize each check below from the subclass's tables (pytest calls this per test method)."""
+        """Parametrize each check below from the lesson's answers (pytest calls this per test method)."""
         names = metafunc.fixturenames
         if "hint" in names:
-            rows = [(e, n, body, hint) for e, named in self.visible_wrong_answers.items()
-                    for n, (body, hint) in named.items()]
-            metafunc.parametrize("exercise,name,body,hint", rows, ids=[f"{e}: {n}" for e, n, _, _ in rows])
-        elif "body" in names:
-            table = self.right_answers if "correct" in metafunc.function.__name__ else self.wrong_answers
-            rows = answer_cases(table)
-            metafunc.parametrize("exercise,name,body", rows, ids=[f"{e}: {n}" for e, n, _ in rows])
+            rows = [(e, n, answer, hint) for e, named in self.answers.visible_wrong.items()
+                    for n, (answer, hint) in named.items()]
+            metafunc.parametrize("exercise,name,answer,hint", rows, ids=[f"{e}: {n}" for e, n, _, _ in rows])
+        elif "answer" in names:
+            table = self.answers.right if "correct" in metafunc.function.__name__ else self.answers.wrong
+            rows = [(e, n, answer) for e, named in table.items() for n, answer in named.items()]
+            metafunc.parametrize("exercise,name,answer", rows, ids=[f"{e}: {n}" for e, n, _ in rows])
         elif "exercise" in names:
-            metafunc.parametrize("exercise", list(self.wrong_answers))
+            metafunc.parametrize("exercise", list(_solution_answers(self.lesson)))
 
     def test_reference_answer_passes(self, exercise):
-        run_tests_against(self.lesson, exercise, solution_answers(self.lesson)[exercise])
+        run_tests_against(self.lesson, exercise, _solution_answers(self.lesson)[exercise])
 
     def test_reference_answer_passes_the_visible_tests(self, exercise):
-        run_tests_against(self.lesson, exercise, solution_answers(self.lesson)[exercise], visible_only=True)
+        run_tests_against(self.lesson, exercise, _solution_answers(self.lesson)[exercise], visible_only=True)
 
-    def test_other_correct_answer_passes(self, exercise, name, body):
-        run_tests_against(self.lesson, exercise, exercise_answer(self.lesson, exercise, body))
+    def test_other_correct_answer_passes(self, exercise, name, answer):
+        run_tests_against(self.lesson, exercise, answer)
 
-    def test_wrong_answer_is_rejected(self, exercise, name, body):
-        assert_rejected(self.lesson, exercise, exercise_answer(self.lesson, exercise, body))
+    def test_wrong_answer_is_rejected(self, exercise, name, answer):
+        assert_rejected(self.lesson, exercise, answer)
 
-    def test_visible_tests_reject_the_common_mistake_with_its_hint(self, exercise, name, body, hint):
-        answer = exercise_answer(self.lesson, exercise, body)
+    def test_visible_tests_reject_the_common_mistake_with_its_hint(self, exercise, name, answer, hint):
         assert_rejected(self.lesson, exercise, answer, visible_only=True, hint=hint)
