@@ -8,14 +8,8 @@ from __future__ import annotations
 import torch
 
 
-def compute_gae(
-    rewards: torch.Tensor,
-    values: torch.Tensor,
-    dones: torch.Tensor,
-    last_value: torch.Tensor,
-    gamma: float = 0.99,
-    lam: float = 0.95,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
+                gamma: float = 0.99, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
     """Advantages A_t = sum_k (gamma * lam)^k delta_{t+k} and the value targets R_t = A_t + V(s_t).
 
     Shapes: ``rewards``, ``values`` and ``dones`` are ``[T]`` or ``[T, N]`` (T steps of N parallel

@@ -10,17 +10,9 @@ import torch
 from .clipping import ppo_policy_loss
 
 
-def ppo_loss(
-    logp_new: torch.Tensor,
-    logp_old: torch.Tensor,
-    adv: torch.Tensor,
-    values: torch.Tensor,
-    returns: torch.Tensor,
-    entropy: torch.Tensor,
-    eps: float = 0.2,
-    c1: float = 0.5,
-    c2: float = 0.01,
-) -> torch.Tensor:
+def ppo_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, adv: torch.Tensor, values: torch.Tensor,
+             returns: torch.Tensor, entropy: torch.Tensor, eps: float = 0.2, c1: float = 0.5,
+             c2: float = 0.01) -> torch.Tensor:
     """The scalar loss one PPO gradient step minimises.
 
         loss = -mean(L^CLIP) + c1 * mean((V - R)^2) - c2 * mean(entropy)

@@ -33,25 +33,12 @@ def safe_id(text: str) -> str:
 class Course:
     root: Path
 
-    @property
-    def submitted(self) -> Path:
-        return self.root / "submitted"
-
-    @property
-    def autograded(self) -> Path:
-        return self.root / "autograded"
-
-    @property
-    def feedback(self) -> Path:
-        return self.root / "feedback"
-
-    @property
-    def collected_log(self) -> Path:
-        return self.root / "collected.csv"
-
-    @property
-    def gradebook_csv(self) -> Path:
-        return self.root / "gradebook.csv"
+    # The places in it, as the layout above names them.
+    submitted = property(lambda self: self.root / "submitted")
+    autograded = property(lambda self: self.root / "autograded")
+    feedback = property(lambda self: self.root / "feedback")
+    collected_log = property(lambda self: self.root / "collected.csv")
+    gradebook_csv = property(lambda self: self.root / "gradebook.csv")
 
     def result_path(self, student: str, lesson: str) -> Path:
         return self.autograded / student / lesson / "result.json"
