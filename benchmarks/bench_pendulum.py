@@ -11,14 +11,24 @@ seeds, SB3 then ours for odd ones) so that machine load hits both alike. Every 4
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 
-from versus_sb3 import Task, count_field, footer, median_field, print_comparison, run_interleaved, run_ours, run_sb3
+from versus_sb3 import (
+    Task,
+    benchmark_parser,
+    comparison_fields,
+    comparison_ratios,
+    footer,
+    parse_benchmark_args,
+    print_comparison,
+    run_interleaved,
+    run_ours,
+    run_sb3,
+)
 
-PENDULUM = Task("Pendulum-v1", threshold=-200.0, eval_every=4096)
+PENDULUM = Task("Pendulum-v1", threshold=-200.0, eval_every=4096, goal="reaching -200")
 
 #: rl-baselines3-zoo hyperparams/ppo.yml, Pendulum-v1 (tuned): 4 envs x 1024 steps, batch 64 (SB3's
 #: default), 10 epochs, gamma 0.9, lambda 0.95, lr 1e-3, clip 0.2, no entropy bonus, gSDE resampled
@@ -27,28 +37,16 @@ ZOO_PENDULUM = dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_c
                     clip_range=0.2, use_sde=True, sde_sample_freq=4)
 ZOO_N_ENVS = 4
 
-FIELDS = [count_field("seeds reaching -200", lambda r: r["reached"]),
-          median_field("steps to -200", "steps", ".0f"),
-          median_field("wall s to -200", "wall", ".1f"),
-          median_field("CPU s to -200", "cpu", ".1f"),
-          median_field("final greedy mean", "final", ".1f"),
-          ("mean of finals", lambda s: f"{statistics.mean(r['final'] for r in s):.1f}"),
-          count_field("final >= -200", lambda r: r["final"] >= PENDULUM.threshold),
-          median_field("training SPS", "sps", ".0f")]
-RATIOS = [("steps to -200", "steps"), ("wall s to -200", "wall"), ("CPU s to -200", "cpu"), ("training SPS", "sps")]
+FIELDS = comparison_fields(PENDULUM, ".1f")
+FIELDS.insert(-2, ("mean of finals", lambda s: f"{statistics.mean(r['final'] for r in s):.1f}"))
+RATIOS = comparison_ratios(PENDULUM)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
-    parser.add_argument("--first-seed", type=int, default=0,
-                        help="seeds are FIRST..FIRST+N-1 (default 0; our defaults were chosen on seeds 100-107)")
-    parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000, the zoo's)")
+    parser = benchmark_parser(__doc__, tuned_on="seeds 100-107")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
     parser.add_argument("--out", default=None, help="also write every run's evaluations to this JSON file")
-    args = parser.parse_args(argv)
-    if args.seeds < 1 or args.budget < PENDULUM.eval_every:
-        parser.error(f"--seeds must be >= 1 and --budget >= {PENDULUM.eval_every}")
+    args = parse_benchmark_args(parser, PENDULUM, argv)
     runners = {
         "ours": lambda s: run_ours(PENDULUM, s, args.budget, args.threads),
         "SB3 zoo": lambda s: run_sb3(PENDULUM, s, args.budget, args.threads, ZOO_N_ENVS, **ZOO_PENDULUM),

@@ -10,10 +10,21 @@ test: a script (shared machinery: versus_sb3.py).
 """
 from __future__ import annotations
 
-import argparse
 import time
 
-from versus_sb3 import Task, count_field, footer, median_field, print_comparison, run_interleaved, run_ours, run_sb3
+from versus_sb3 import (
+    Task,
+    benchmark_parser,
+    comparison_fields,
+    comparison_ratios,
+    footer,
+    median_field,
+    parse_benchmark_args,
+    print_comparison,
+    run_interleaved,
+    run_ours,
+    run_sb3,
+)
 
 CARTPOLE = Task("CartPole-v1", threshold=475.0, eval_every=2048)
 
@@ -23,30 +34,16 @@ ZOO_CARTPOLE = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_ep
                     learning_rate=lambda f: f * 1e-3, clip_range=lambda f: f * 0.2)
 ZOO_N_ENVS = 8
 
-FIELDS = [count_field("seeds solved", lambda r: r["reached"]),
-          median_field("wall s to solve", "wall", ".2f"),
-          median_field("CPU s to solve", "cpu", ".2f"),
-          median_field("steps to solve", "steps", ".0f"),
-          median_field("stays solved from", "stays", ".0f"),
-          median_field("final greedy mean", "final", ".1f"),
-          count_field("final >= 475", lambda r: r["final"] >= CARTPOLE.threshold),
-          median_field("training SPS", "sps", ".0f")]
-RATIOS = [("wall s to solve", "wall"), ("CPU s to solve", "cpu"), ("steps to solve", "steps"),
-          ("stays solved from", "stays"), ("training SPS", "sps")]
+FIELDS = comparison_fields(CARTPOLE, ".2f", extra=[median_field("stays solved from", "stays", ".0f")])
+RATIOS = comparison_ratios(CARTPOLE, extra=[("stays solved from", "stays")])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
-    parser.add_argument("--first-seed", type=int, default=0,
-                        help="seeds are FIRST..FIRST+N-1 (default 0; tuned on 0-9, the CartPole preset on 30-61)")
-    parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000)")
+    parser = benchmark_parser(__doc__, tuned_on="0-9, the CartPole preset on 30-61")
     parser.add_argument("--threads-ours", type=int, default=1, help="torch threads for our trainer (default 1)")
     parser.add_argument("--threads-sb3", type=int, default=1,
                         help="torch threads for SB3 (default 1, its fastest here)")
-    args = parser.parse_args(argv)
-    if args.seeds < 1 or args.budget < CARTPOLE.eval_every:
-        parser.error(f"--seeds must be >= 1 and --budget >= {CARTPOLE.eval_every}")
+    args = parse_benchmark_args(parser, CARTPOLE, argv)
     runners = {
         "ours": lambda s: run_ours(CARTPOLE, s, args.budget, args.threads_ours),
         "SB3 zoo": lambda s: run_sb3(CARTPOLE, s, args.budget, args.threads_sb3, ZOO_N_ENVS, **ZOO_CARTPOLE),

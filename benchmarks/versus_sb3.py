@@ -9,6 +9,7 @@ excluded from the wall-clock and process-CPU seconds.
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,6 +27,47 @@ class Task:
     threshold: float     # a greedy mean at or above it counts as reached (solved)
     eval_every: int      # env steps between evaluations
     eval_episodes: int = 20
+    goal: str = "solve"  # the table's word for reaching the threshold ("seeds reaching -200" when "reaching -200")
+
+
+def benchmark_parser(doc: str, tuned_on: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes (--seeds, --first-seed, --budget); ``tuned_on`` names the seeds the
+    settings were chosen on, so that a reader picks others."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help=f"seeds are FIRST..FIRST+N-1 (default 0; tuned on {tuned_on})")
+    parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000)")
+    return parser
+
+
+def parse_benchmark_args(parser: argparse.ArgumentParser, task: Task, argv: list[str] | None) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if args.seeds < 1 or args.budget < task.eval_every:
+        parser.error(f"--seeds must be >= 1 and --budget >= {task.eval_every}")
+    return args
+
+
+def comparison_fields(task: Task, seconds: str, extra: list | None = None) -> list:
+    """The table's rows: seeds that reached the threshold; median wall-clock, CPU seconds and env steps to it
+    (``seconds`` formats the seconds); ``extra`` rows; the final greedy mean, the seeds that ended at or above
+    the threshold, and training steps per second."""
+    to = "to solve" if task.goal == "solve" else f"to {task.threshold:g}"
+    return [count_field("seeds solved" if task.goal == "solve" else f"seeds {task.goal}", lambda r: r["reached"]),
+            median_field(f"wall s {to}", "wall", seconds),
+            median_field(f"CPU s {to}", "cpu", seconds),
+            median_field(f"steps {to}", "steps", ".0f"),
+            *(extra or []),
+            median_field("final greedy mean", "final", ".1f"),
+            count_field(f"final >= {task.threshold:g}", lambda r: r["final"] >= task.threshold),
+            median_field("training SPS", "sps", ".0f")]
+
+
+def comparison_ratios(task: Task, extra: list | None = None) -> list[tuple[str, str]]:
+    """The ours/SB3 ratios printed under the table (labels as in ``comparison_fields``)."""
+    to = "to solve" if task.goal == "solve" else f"to {task.threshold:g}"
+    return [(f"wall s {to}", "wall"), (f"CPU s {to}", "cpu"), (f"steps {to}", "steps"), *(extra or []),
+            ("training SPS", "sps")]
 
 
 def run_ours(task: Task, seed: int, budget: int, threads: int) -> dict:
