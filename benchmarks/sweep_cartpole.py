@@ -6,8 +6,9 @@
 Each setting is a JSON object of PPOConfig fields laid over ``PPOConfig()`` (the lesson's defaults, not
 the CartPole preset). Runs go two at a time (one torch thread each); each prints its first solve, the
 step from which every later evaluation stays solved (greedy mean >= 475) and its final greedy mean, then
-the medians. Tune on seeds the benchmark never uses (it uses 0-19, 70-77 and 80-87). Step counts, not
-times, so other load on the machine does not change the numbers. Results: README-trainer.md, step 12.
+the medians. Tune on seeds the benchmark never uses (it uses 0-19 and 70-105; the sweeps so far tuned
+on 30-61, 100-131 and 200-247). Step counts, not times, so other load on the machine does not change
+the numbers. Results: README-trainer.md, the third and fourth sweeps.
 """
 from __future__ import annotations
 
