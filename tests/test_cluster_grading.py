@@ -6,7 +6,8 @@
     exactly once; a submission whose workers die twice is reported crashed with the reason;
   * a scheduler that disappears (real ``dask scheduler`` / ``dask worker`` commands on loopback, found
     through DASK_SCHEDULER_ADDRESS) stops the run with one line, nothing half-written;
-  * Ctrl-C cancels what is left, keeps what was written, and leaves no process behind;
+  * Ctrl-C cancels what is left, keeps what was written, and leaves no process behind; a worker or a
+    grade command killed outright takes its grading (kernel, sandbox) with it within seconds;
   * the grading function itself is pure: bundle and bytes in, records and bytes out, no course folder.
 """
 from __future__ import annotations
@@ -248,7 +249,7 @@ def test_a_killed_worker_costs_a_retry_and_each_submission_is_graded_once(tmp_pa
 
     from ppo_course.autograder.cluster import local_cluster
 
-    slow = answers_with(clip_is_active=solution_answers(LESSON)["clip_is_active"] + "\nimport time\ntime.sleep(6)\n")
+    slow = answers_with(clip_is_active=solution_answers(LESSON)["clip_is_active"] + "\nimport time\ntime.sleep(12)\n")
     files = {f"good-{i}": (f"{LESSON}.ipynb", answers_with()) for i in range(4)}
     files |= {"victim": (f"{LESSON}.ipynb", slow), "killer": (f"{LESSON}.ipynb", slow),
               "blank": (f"{LESSON}.ipynb", to_bytes(submission(LESSON, {})))}
@@ -263,6 +264,8 @@ def test_a_killed_worker_costs_a_retry_and_each_submission_is_graded_once(tmp_pa
     monkeypatch.setattr(grading, "keep", counted)
     limits = Limits(cell_timeout=20, timeout=90, memory_gb=2.0, max_pids=64, scratch_mb=64)
     kills = {"victim": [], "killer": []}   # (worker address, its grading processes) per kill
+    to_check: list[tuple[float, list[psutil.Process]]] = []   # (when, a killed worker's grading processes)
+    survivors: list[int] = []
     with local_cluster(2) as cluster, Client(cluster, set_as_default=False) as client:
         outcome: dict = {}
         runner = threading.Thread(target=lambda: outcome.update(records=grade(
@@ -278,8 +281,14 @@ def test_a_killed_worker_costs_a_retry_and_each_submission_is_graded_once(tmp_pa
                         if family and all(worker != w for w, _ in kills[student]):
                             os.kill(pids[worker], signal.SIGKILL)   # mid-task: its kernel is running
                             kills[student].append((worker, family))
+                            to_check.append((time.monotonic() + 4, grading_processes(family)))   # its sleep runs on
+            while to_check and to_check[0][0] < time.monotonic():
+                survivors += still_running(to_check.pop(0)[1])
             time.sleep(0.3)
         runner.join(timeout=5)
+        for when, family in to_check:
+            time.sleep(max(0.0, when - time.monotonic()))
+            survivors += still_running(family)
     assert "records" in outcome, "grading must finish after its workers were killed"
     assert [len(kills["victim"]), len(kills["killer"])] == [1, 2], (
         f"the test must have killed the victim's worker once and the killer's twice mid-task: {kills}")
@@ -294,10 +303,47 @@ def test_a_killed_worker_costs_a_retry_and_each_submission_is_graded_once(tmp_pa
     killer = records["killer"]
     assert killer["status"] == "crashed" and "killed 2 Dask workers" in killer["message"], (
         f"a submission whose grading lost two workers must be reported crashed, saying so: {killer}")
-    time.sleep(2)
-    survivors = [p.pid for _, family in kills["victim"] + kills["killer"] for p in family if p.is_running()
-                 and p.status() != psutil.STATUS_ZOMBIE]
-    assert survivors == [], f"the grading processes of a killed worker must die with it: {survivors}"
+    assert survivors == [], f"the grading processes of a killed worker must die with it, within 4 s: {survivors}"
+    everything = [p for _, family in kills["victim"] + kills["killer"] for p in family]
+    wait_for(lambda: not still_running(everything), 60, "a killed worker's forkserver to exit")
+
+
+@pytest.mark.slow
+def test_a_killed_grade_command_takes_its_grading_with_it(tmp_path, sandbox):
+    slow = answers_with(clip_is_active=solution_answers(LESSON)["clip_is_active"] + "\nimport time\ntime.sleep(30)\n")
+    course = hand_in(tmp_path / "course", {"slow": (f"{LESSON}.ipynb", slow)})
+    grader = subprocess.Popen(grading_command(course, "--jobs", "1"), env=tool_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    family: list[psutil.Process] = []
+    try:
+        wait_for(lambda: family.extend(kernels_under(grader.pid)) or family or grader.poll() is not None,
+                 120, "the sandboxed kernel")
+    finally:
+        grader.kill()   # SIGKILL: nothing of the grader's own runs after this
+        grader.wait()
+    assert family, "the grader must have started a sandboxed kernel before it was killed"
+    time.sleep(4)   # the kernel would sleep on for 30 s if nothing watched the grader
+    assert still_running(grading_processes(family)) == [], (
+        f"a killed grade command's grading processes must die with it: {still_running(family)}")
+    wait_for(lambda: not still_running(family), 60, "the killed grader's forkserver to exit")
+
+
+def still_running(processes: list[psutil.Process]) -> list[int]:
+    alive = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process.pid)
+    return alive
+
+
+def grading_processes(family: list[psutil.Process]) -> list[psutil.Process]:
+    """A worker's processes but its forkserver (which, with torch loaded, takes seconds to exit)."""
+    def is_server(process: psutil.Process) -> bool:
+        with contextlib.suppress(psutil.Error):
+            return "multiprocessing.forkserver" in " ".join(process.cmdline())
+        return False
+    return [process for process in family if not is_server(process)]
 
 
 def free_port() -> int:

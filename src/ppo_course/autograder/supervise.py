@@ -66,7 +66,7 @@ class Workers:
         from .worker import run_in_child
 
         family: dict[int, psutil.Process] = {}
-        process = worker_context().Process(target=run_in_child, args=(str(scratch), grading_env()))
+        process = worker_context().Process(target=run_in_child, args=(str(scratch), grading_env(), os.getpid()))
         allow_children()
         process.start()
         with self.lock:
@@ -107,7 +107,7 @@ WORKERS = Workers()   # this process's graders in flight: every thread that grad
 def allow_children() -> None:
     """A Dask nanny starts its worker process as a daemon, and multiprocessing refuses to start children
     from one (so that none outlives it). Ours never do: the thread that starts one kills and joins it,
-    and it dies with the forkserver when the worker itself dies (``worker.die_with_the_server``)."""
+    and it kills itself when the worker itself dies (``worker.die_with``)."""
     current = multiprocessing.current_process()
     if current.daemon:
         current._config["daemon"] = False

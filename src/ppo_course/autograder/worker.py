@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import sys
 from pathlib import Path
 
@@ -87,10 +88,11 @@ def delegation_notes(cells: list[dict]) -> list[str]:
     return sorted(notes)
 
 
-def run_in_child(scratch_dir: str, env: dict[str, str]) -> None:
+def run_in_child(scratch_dir: str, env: dict[str, str], grader: int) -> None:
     """Entry point in a process forked from the grader's forkserver (nbgrader already imported there):
-    the scratch folder as working folder, its log as stdout/stderr, and only ``env`` as environment."""
-    die_with_the_server()
+    the scratch folder as working folder, its log as stdout/stderr, and only ``env`` as environment.
+    ``grader`` is the pid of the process that supervises us (the grade command, or a Dask worker)."""
+    die_with(grader)
     os.chdir(scratch_dir)
     os.environ.clear()
     os.environ.update(env)
@@ -103,20 +105,39 @@ def run_in_child(scratch_dir: str, env: dict[str, str]) -> None:
     main([scratch_dir])
 
 
-def die_with_the_server() -> None:
-    """Be killed when the forkserver, our parent, exits, as it does when the grader that started it dies
-    (a Dask worker killed mid-task): a grading whose supervisor is gone must not run on, unwatched.
-    The kernel's bubblewrap dies with us in turn (--die-with-parent)."""
-    import ctypes
+def die_with(grader: int) -> None:
+    """Kill ourselves as soon as the grader process exits (a Dask worker killed mid-task, a grade command
+    killed with SIGKILL): a grading whose supervisor is gone must not run on, unwatched. The kernel's
+    bubblewrap dies with us in turn (--die-with-parent). The grader is our forkserver's parent, not
+    ours, so the parent-death signal cannot watch it; a thread waits on it instead."""
     import signal
+    import threading
 
-    parent = os.getppid()
+    def wait_then_die() -> None:
+        try:
+            exited = os.pidfd_open(grader)   # readable once it exits, even while an unreaped zombie
+        except ProcessLookupError:   # already gone
+            pass
+        except (AttributeError, OSError):   # no pidfds (not Linux): poll
+            _poll_until_gone(grader)
+        else:
+            select.select([exited], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=wait_then_die, name="die-with-the-grader", daemon=True).start()
+
+
+def _poll_until_gone(pid: int) -> None:
+    import time
+
+    import psutil
+
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):   # not Linux: the supervisor's deadline still applies
-        return
-    if os.getppid() != parent:   # it exited before the call took effect
-        os._exit(1)
+        process = psutil.Process(pid)
+        while process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.5)
+    except psutil.Error:
+        pass
 
 
 def main(argv: list[str]) -> int:
