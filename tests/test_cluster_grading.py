@@ -323,8 +323,8 @@ def test_a_killed_grade_command_takes_its_grading_with_it(tmp_path, sandbox):
         grader.wait()
     assert family, "the grader must have started a sandboxed kernel before it was killed"
     time.sleep(4)   # the kernel would sleep on for 30 s if nothing watched the grader
-    assert still_running(grading_processes(family)) == [], (
-        f"a killed grade command's grading processes must die with it: {still_running(family)}")
+    survivors = still_running(grading_processes(family))
+    assert survivors == [], f"a killed grade command's grading processes must die with it: {survivors}"
     wait_for(lambda: not still_running(family), 60, "the killed grader's forkserver to exit")
 
 
