@@ -11,7 +11,6 @@ seeds, SB3 then ours for odd ones) so that machine load hits both alike. Every 4
 """
 from __future__ import annotations
 
-import json
 import statistics
 import time
 
@@ -45,27 +44,19 @@ RATIOS = comparison_ratios(PENDULUM)
 def main(argv: list[str] | None = None) -> None:
     parser = benchmark_parser(__doc__, tuned_on="seeds 100-107")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
-    parser.add_argument("--out", default=None, help="also write every run's evaluations to this JSON file")
     args = parse_benchmark_args(parser, PENDULUM, argv)
     runners = {
         "ours": lambda s: run_ours(PENDULUM, s, args.budget, args.threads),
         "SB3 zoo": lambda s: run_sb3(PENDULUM, s, args.budget, args.threads, ZOO_N_ENVS, **ZOO_PENDULUM),
     }
-    raw: dict[str, list[dict]] = {name: [] for name in runners}
 
     def report(seed: int, name: str, run: dict, summary: dict) -> None:
-        raw[name].append({"seed": seed, **run})
         print(f"seed {seed:3d} {name:8s} reached -200 @ {summary['steps']} steps"
               f" in {summary['wall'] and round(summary['wall'], 1)} s; final {summary['final']:.1f};"
               f" sps {summary['sps']:.0f}", flush=True)
-        if args.out:   # after every run, so that a long benchmark cut short keeps what it measured
-            with open(args.out, "w") as f:
-                json.dump({"env_id": PENDULUM.env_id, "threshold": PENDULUM.threshold,
-                           "eval_every": PENDULUM.eval_every, "eval_episodes": PENDULUM.eval_episodes,
-                           "budget": args.budget, "runs": raw}, f)
 
     seeds, started = range(args.first_seed, args.first_seed + args.seeds), time.time()
-    rows = run_interleaved(seeds, runners, PENDULUM.threshold, report)
+    rows = run_interleaved(PENDULUM, seeds, runners, args.budget, report, out=args.out)
     print(footer(seeds, args.budget, PENDULUM, started))
     print_comparison(rows, FIELDS, RATIOS, width=34)
 

@@ -1,6 +1,7 @@
 """Benchmark: our PPO trainer vs Stable-Baselines3 PPO (RL Zoo's tuned CartPole-v1 config), side by side.
 
     .venv-dev/bin/python benchmarks/bench_trainer.py --seeds 10        # ~10 minutes on 2 cores
+    .venv-dev/bin/python benchmarks/bench_trainer.py --seeds 36 --first-seed 70 --out cartpole.json
 
 Both run on the CPU on the same seeds, interleaved (ours then SB3 for even seeds, SB3 then ours for
 odd ones) so that machine load hits both alike. Every 2,048 env steps, after that rollout's update,
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
               f" stays@{summary['stays']} final={summary['final']:.1f} sps={summary['sps']:.0f}", flush=True)
 
     seeds, started = range(args.first_seed, args.first_seed + args.seeds), time.time()
-    rows = run_interleaved(seeds, runners, CARTPOLE.threshold, report)
+    rows = run_interleaved(CARTPOLE, seeds, runners, args.budget, report, out=args.out)
     print(footer(seeds, args.budget, CARTPOLE, started))
     print_comparison(rows, FIELDS, RATIOS)
 

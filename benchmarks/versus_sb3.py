@@ -10,6 +10,7 @@ excluded from the wall-clock and process-CPU seconds.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ def benchmark_parser(doc: str, tuned_on: str) -> argparse.ArgumentParser:
     parser.add_argument("--first-seed", type=int, default=0,
                         help=f"seeds are FIRST..FIRST+N-1 (default 0; tuned on {tuned_on})")
     parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000)")
+    parser.add_argument("--out", default=None, help="also write every run's evaluations to this JSON file")
     return parser
 
 
@@ -163,30 +165,68 @@ def median(values: list) -> float:
     return statistics.median([float("inf") if v is None else v for v in values])
 
 
-def run_interleaved(seeds: range, runners: dict[str, Callable[[int], dict]], threshold: float,
-                    on_run: Callable[[int, str, dict, dict], None]) -> dict[str, list[dict]]:
+def run_interleaved(task: Task, seeds: range, runners: dict[str, Callable[[int], dict]], budget: int,
+                    on_run: Callable[[int, str, dict, dict], None], out: str | None = None) -> dict[str, list[dict]]:
     """Each seed's runs, ours then SB3 on even seeds and the other way round on odd ones, so that the
-    machine's load hits both alike; ``on_run(seed, name, run, summary)`` after each."""
+    machine's load hits both alike; ``on_run(seed, name, run, summary)`` after each. With ``out``, every
+    run's evaluations go to that JSON file, rewritten after each run so that a benchmark cut short keeps
+    what it measured."""
     rows: dict[str, list[dict]] = {name: [] for name in runners}
+    raw: dict[str, list[dict]] = {name: [] for name in runners}
     for seed in seeds:
         for name in (list(runners) if seed % 2 == 0 else list(runners)[::-1]):
             run = runners[name](seed)
-            summary = summarise(run, threshold)
+            summary = summarise(run, task.threshold)
             rows[name].append(summary)
+            raw[name].append({"seed": seed, **run})
             on_run(seed, name, run, summary)
+            if out:
+                with open(out, "w") as f:
+                    json.dump({"env_id": task.env_id, "threshold": task.threshold, "eval_every": task.eval_every,
+                               "eval_episodes": task.eval_episodes, "budget": budget, "runs": raw}, f)
     return rows
+
+
+def bootstrap_ratio(ours: list, sb3: list, level: float = 0.95, resamples: int = 10_000,
+                    seed: int = 0) -> tuple[float, float]:
+    """A paired percentile-bootstrap interval for median(ours) / median(sb3): resample the seeds with
+    replacement, both sides' runs on a seed together. A run that never got there counts as infinitely
+    slow, as in ``median``; a resample where neither median is finite counts against ours (ratio inf).
+    It says how much the ratio could move with other seeds: with 8-32 seeds, a lot."""
+    a, b = (np.array([np.inf if v is None else v for v in side], dtype=float) for side in (ours, sb3))
+    picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = np.median(a[picks], axis=1) / np.median(b[picks], axis=1)
+    ratios[np.isnan(ratios)] = np.inf
+    tail = (1 - level) / 2
+    low, high = np.quantile(ratios, [tail, 1 - tail], method="inverted_cdf")
+    return float(low), float(high)
+
+
+def paired_counts(ours: list, sb3: list) -> tuple[int, int]:
+    """On how many seeds ours is below SB3 and on how many above (never = infinitely slow; ties in neither)."""
+    pairs = [(float("inf") if x is None else x, float("inf") if y is None else y) for x, y in zip(ours, sb3)]
+    return sum(x < y for x, y in pairs), sum(x > y for x, y in pairs)
 
 
 def print_comparison(rows: dict[str, list[dict]], fields: list[tuple[str, Callable[[list[dict]], str]]],
                      ratios: list[tuple[str, str]], width: int = 36) -> None:
-    """One row per field (median [min, max] over seeds, for each side), then ours/SB3 of the medians."""
+    """One row per field (median [min, max] over seeds, for each side), then ours/SB3 of the medians, each with
+    its paired bootstrap interval and on how many seeds ours is lower and higher."""
     names = list(rows)
     print(f"{'median [min, max]':<22}" + "".join(f"{n:>{width}}" for n in names))
     for label, show in fields:
         print(f"{label:<22}" + "".join(f"{show(rows[n]):>{width}}" for n in names))
     ours, sb3 = rows[names[0]], rows[names[1]]
     for label, key in ratios:
-        print(f"ratio ours/SB3, median {label}: {median([r[key] for r in ours]) / median([r[key] for r in sb3]):.2f}")
+        a, b = [r[key] for r in ours], [r[key] for r in sb3]
+        if median(a) == median(b) == float("inf"):
+            print(f"ratio ours/SB3, median {label}: none (neither median got there)")
+            continue
+        low, high = bootstrap_ratio(a, b)
+        below, above = paired_counts(a, b)
+        print(f"ratio ours/SB3, median {label}: {median(a) / median(b):.2f} (95% CI {low:.2f}-{high:.2f};"
+              f" per seed, ours lower on {below} of {len(a)}, higher on {above})")
 
 
 def footer(seeds: range, budget: int, task: Task, started: float) -> str:

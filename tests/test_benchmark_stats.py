@@ -1,0 +1,49 @@
+"""The statistics the SB3 benchmarks print under their table (benchmarks/versus_sb3.py): the paired bootstrap
+interval of an ours/SB3 ratio of medians, and the per-seed counts."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+from versus_sb3 import bootstrap_ratio, paired_counts  # noqa: E402
+
+SB3_STEPS = [18432, 22528, 30720, 14336, 24576, 59392, 16384, 20480]
+
+
+def test_the_resampling_is_paired_by_seed():
+    """Ours at exactly half of SB3 on every seed is 0.5 in every resample of the seeds, so the interval is
+    the point. Resampling each side on its own (unpaired) would mix seeds and widen it."""
+    assert bootstrap_ratio([s / 2 for s in SB3_STEPS], SB3_STEPS) == (0.5, 0.5)
+
+
+def test_the_interval_holds_the_ratio_of_medians_and_narrows_with_more_seeds():
+    ours = [6144, 30720, 8192, 12288, 10240, 43008, 6144, 20480]
+    low, high = bootstrap_ratio(ours, SB3_STEPS)
+    point = (sorted(ours)[3] + sorted(ours)[4]) / (sorted(SB3_STEPS)[3] + sorted(SB3_STEPS)[4])
+    assert low < point < high, f"the interval ({low}, {high}) does not hold the ratio of medians {point}"
+    low4, high4 = bootstrap_ratio(ours * 4, SB3_STEPS * 4)
+    assert low <= low4 and high4 <= high and high4 - low4 < high - low, (
+        f"four times the seeds gave ({low4}, {high4}), not narrower than ({low}, {high})")
+    assert bootstrap_ratio(ours, SB3_STEPS) == (low, high), "the interval is not repeatable (seeded)"
+    wider = bootstrap_ratio(ours, SB3_STEPS, level=0.99)
+    assert wider[0] <= low and high <= wider[1], f"the 99% interval {wider} is inside the 95% one"
+
+
+def test_a_run_that_never_got_there_counts_as_infinitely_slow():
+    assert bootstrap_ratio([None] * 4, [1.0, 2.0, 3.0, 4.0]) == (float("inf"), float("inf"))
+    assert bootstrap_ratio([1.0, 2.0, 3.0, 4.0], [None] * 4) == (0.0, 0.0)
+    assert bootstrap_ratio([None] * 3, [None] * 3) == (float("inf"), float("inf")), (
+        "neither side getting there must count against ours, not as a ratio of 1 or nan")
+
+
+@pytest.mark.parametrize("ours, sb3, expected", [
+    ([1, 2, 3], [2, 2, 2], (1, 1)),
+    ([None, 5, 9], [4, None, 9], (1, 1)),   # never is slower than any step; a tie counts in neither
+    ([None, None], [None, 3], (0, 1)),
+])
+def test_paired_counts(ours, sb3, expected):
+    assert paired_counts(ours, sb3) == expected
