@@ -22,6 +22,7 @@ from versus_sb3 import (
     footer,
     parse_benchmark_args,
     print_comparison,
+    print_saved_comparison,
     run_interleaved,
     run_ours,
     run_sb3,
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = benchmark_parser(__doc__, tuned_on="seeds 100-107")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
     args = parse_benchmark_args(parser, PENDULUM, argv)
+    if args.from_json:
+        print_saved_comparison(args, FIELDS, RATIOS, width=34)
+        return
     runners = {
         "ours": lambda s: run_ours(PENDULUM, s, args.budget, args.threads),
         "SB3 zoo": lambda s: run_sb3(PENDULUM, s, args.budget, args.threads, ZOO_N_ENVS, **ZOO_PENDULUM),

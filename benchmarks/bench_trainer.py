@@ -1,7 +1,8 @@
 """Benchmark: our PPO trainer vs Stable-Baselines3 PPO (RL Zoo's tuned CartPole-v1 config), side by side.
 
     .venv-dev/bin/python benchmarks/bench_trainer.py --seeds 10        # ~10 minutes on 2 cores
-    .venv-dev/bin/python benchmarks/bench_trainer.py --seeds 36 --first-seed 70 --out cartpole.json
+    .venv-dev/bin/python benchmarks/bench_trainer.py --seeds 18 --first-seed 70 --out a.json   # and 88 --out b.json
+    .venv-dev/bin/python benchmarks/bench_trainer.py --from-json a.json b.json     # their 36 seeds' table
 
 Both run on the CPU on the same seeds, interleaved (ours then SB3 for even seeds, SB3 then ours for
 odd ones) so that machine load hits both alike. Every 2,048 env steps, after that rollout's update,
@@ -22,6 +23,7 @@ from versus_sb3 import (
     median_field,
     parse_benchmark_args,
     print_comparison,
+    print_saved_comparison,
     run_interleaved,
     run_ours,
     run_sb3,
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads-sb3", type=int, default=1,
                         help="torch threads for SB3 (default 1, its fastest here)")
     args = parse_benchmark_args(parser, CARTPOLE, argv)
+    if args.from_json:
+        print_saved_comparison(args, FIELDS, RATIOS)
+        return
     runners = {
         "ours": lambda s: run_ours(CARTPOLE, s, args.budget, args.threads_ours),
         "SB3 zoo": lambda s: run_sb3(CARTPOLE, s, args.budget, args.threads_sb3, ZOO_N_ENVS, **ZOO_CARTPOLE),

@@ -40,6 +40,8 @@ def benchmark_parser(doc: str, tuned_on: str) -> argparse.ArgumentParser:
                         help=f"seeds are FIRST..FIRST+N-1 (default 0; tuned on {tuned_on})")
     parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000)")
     parser.add_argument("--out", default=None, help="also write every run's evaluations to this JSON file")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE", default=None,
+                        help="train nothing: print the table of runs saved with --out (several files pool their seeds)")
     return parser
 
 
@@ -47,7 +49,39 @@ def parse_benchmark_args(parser: argparse.ArgumentParser, task: Task, argv: list
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.budget < task.eval_every:
         parser.error(f"--seeds must be >= 1 and --budget >= {task.eval_every}")
+    if args.from_json:
+        try:
+            args.saved = load_saved_runs(args.from_json, task)
+        except ValueError as exc:
+            parser.error(str(exc))
     return args
+
+
+def load_saved_runs(paths: list[str], task: Task) -> dict[str, list[dict]]:
+    """The summaries, per side and in seed order, of runs saved with ``--out``; several files' seeds are pooled.
+    Raises ValueError (one line) for a file that is unreadable, of another task or evaluation schedule, or
+    that repeats a seed, and where the two sides did not run the same seeds."""
+    runs: dict[str, dict[int, dict]] = {}
+    for path in paths:
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+            schedule = (saved["env_id"], saved["threshold"], saved["eval_every"], saved["eval_episodes"])
+            sides = saved["runs"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a file of runs saved with --out ({exc})") from None
+        if schedule != (task.env_id, task.threshold, task.eval_every, task.eval_episodes):
+            raise ValueError(f"{path}: runs of {schedule[0]} (threshold, eval every, episodes: {schedule[1:]}),"
+                             f" not of this benchmark's {task.env_id}")
+        for name, side in sides.items():
+            for run in side:
+                if run["seed"] in runs.setdefault(name, {}):
+                    raise ValueError(f"{path}: seed {run['seed']} of {name} is in an earlier file too")
+                runs[name][run["seed"]] = run
+    seeds = {name: sorted(side) for name, side in runs.items()}
+    if len(seeds) != 2 or len({tuple(s) for s in seeds.values()}) != 1:
+        raise ValueError(f"the files must hold ours and SB3 on the same seeds; they hold {seeds}")
+    return {name: [summarise(side[seed], task.threshold) for seed in sorted(side)] for name, side in runs.items()}
 
 
 def comparison_fields(task: Task, seconds: str, extra: list | None = None) -> list:
@@ -227,6 +261,12 @@ def print_comparison(rows: dict[str, list[dict]], fields: list[tuple[str, Callab
         below, above = paired_counts(a, b)
         print(f"ratio ours/SB3, median {label}: {median(a) / median(b):.2f} (95% CI {low:.2f}-{high:.2f};"
               f" per seed, ours lower on {below} of {len(a)}, higher on {above})")
+
+
+def print_saved_comparison(args: argparse.Namespace, fields: list, ratios: list, width: int = 36) -> None:
+    """``--from-json``: the table of the saved runs ``parse_benchmark_args`` loaded."""
+    print(f"{len(next(iter(args.saved.values())))} seeds, runs saved in {' '.join(args.from_json)}\n")
+    print_comparison(args.saved, fields, ratios, width)
 
 
 def footer(seeds: range, budget: int, task: Task, started: float) -> str:

@@ -2,6 +2,7 @@
 interval of an ours/SB3 ratio of medians, and the per-seed counts."""
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from versus_sb3 import bootstrap_ratio, paired_counts  # noqa: E402
+from versus_sb3 import Task, bootstrap_ratio, load_saved_runs, paired_counts  # noqa: E402
 
 SB3_STEPS = [18432, 22528, 30720, 14336, 24576, 59392, 16384, 20480]
 
@@ -47,3 +48,47 @@ def test_a_run_that_never_got_there_counts_as_infinitely_slow():
 ])
 def test_paired_counts(ours, sb3, expected):
     assert paired_counts(ours, sb3) == expected
+
+
+TASK = Task("CartPole-v1", threshold=475.0, eval_every=2048)
+
+
+def saved_runs(path, seeds: dict[str, list[int]], env_id: str = "CartPole-v1") -> str:
+    """A file as ``--out`` writes it: each seed solves at step 2048 * (seed % 5 + 1) and stays solved."""
+    def run(seed):
+        evals = [{"step": 2048 * k, "mean": 500.0 if k > seed % 5 else 100.0, "train_seconds": k,
+                  "train_cpu_seconds": k} for k in range(1, 8)]
+        return {"seed": seed, "evals": evals, "train_seconds": 7.0, "steps": 7 * 2048}
+    path.write_text(json.dumps({"env_id": env_id, "threshold": 475.0, "eval_every": 2048, "eval_episodes": 20,
+                                "budget": 7 * 2048, "runs": {n: [run(s) for s in ss] for n, ss in seeds.items()}}))
+    return str(path)
+
+
+def test_saved_runs_from_several_files_pool_by_seed(tmp_path):
+    both = saved_runs(tmp_path / "all.json", {"ours": [3, 1, 2, 4], "SB3 zoo": [4, 3, 2, 1]})
+    first = saved_runs(tmp_path / "a.json", {"ours": [3, 1], "SB3 zoo": [1, 3]})
+    second = saved_runs(tmp_path / "b.json", {"ours": [2, 4], "SB3 zoo": [4, 2]})
+    pooled = load_saved_runs([first, second], TASK)
+    assert pooled == load_saved_runs([both], TASK)
+    assert [r["steps"] for r in pooled["ours"]] == [4096, 6144, 8192, 10240], "not in seed order"
+    assert pooled["ours"] == pooled["SB3 zoo"], "the two sides are not paired by seed"
+
+
+@pytest.mark.parametrize("files, message", [
+    ([{"ours": [1, 2], "SB3 zoo": [1, 2]}, {"ours": [2], "SB3 zoo": [2]}], "seed 2 of ours is in an earlier file"),
+    ([{"ours": [1, 2], "SB3 zoo": [1, 3]}], "same seeds"),
+    ([{"ours": [1, 2]}], "same seeds"),
+])
+def test_saved_runs_that_do_not_pair_are_refused(tmp_path, files, message):
+    paths = [saved_runs(tmp_path / f"{i}.json", seeds) for i, seeds in enumerate(files)]
+    with pytest.raises(ValueError, match=message):
+        load_saved_runs(paths, TASK)
+
+
+def test_a_file_of_another_task_or_no_runs_is_refused(tmp_path):
+    pendulum = saved_runs(tmp_path / "p.json", {"ours": [1], "SB3 zoo": [1]}, env_id="Pendulum-v1")
+    (tmp_path / "bad.json").write_text("{")
+    for path, message in ((pendulum, "runs of Pendulum-v1"), (str(tmp_path / "bad.json"), "not a file of runs"),
+                          (str(tmp_path / "missing.json"), "not a file of runs")):
+        with pytest.raises(ValueError, match=message):
+            load_saved_runs([path], TASK)
