@@ -3,6 +3,8 @@ interval of an ours/SB3 ratio of medians, and the per-seed counts."""
 from __future__ import annotations
 
 import json
+import statistics
+import subprocess
 import sys
 
 import pytest
@@ -92,3 +94,33 @@ def test_a_file_of_another_task_or_no_runs_is_refused(tmp_path):
                           (str(tmp_path / "missing.json"), "not a file of runs")):
         with pytest.raises(ValueError, match=message):
             load_saved_runs([path], TASK)
+
+
+SAVED = [f"benchmarks/results/cartpole_{seeds}.json" for seeds in ("70_87", "88_105")]
+README = REPO / "benchmarks" / "README-trainer.md"
+
+
+def test_the_trainer_readme_quotes_the_table_of_the_saved_runs():
+    command = [sys.executable, "benchmarks/bench_trainer.py", "--from-json", *SAVED]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() in README.read_text(), (
+        f"README-trainer.md does not quote what `{' '.join(command[1:])}` prints:\n{result.stdout}")
+
+
+def test_the_trainer_readme_intervals_come_from_the_saved_runs():
+    runs = load_saved_runs([str(REPO / path) for path in SAVED], TASK)
+    seed_sets = {"70-77": range(70, 78), "80-87": range(80, 88), "90-105": range(90, 106),
+                 "the 32 of the earlier runs": [s for s in range(70, 106) if s not in (78, 79, 88, 89)],
+                 "all 36": range(70, 106)}
+    readme = README.read_text().replace("**", "")
+    for label, seeds in seed_sets.items():
+        cells = []
+        for key in ("stays", "steps"):
+            ours, sb3 = ([side[seed - 70][key] for seed in seeds] for side in runs.values())
+            low, high = bootstrap_ratio(ours, sb3)
+            cells.append(f"{statistics.median(ours) / statistics.median(sb3):.2f} [{low:.2f}, {high:.2f}]")
+            if key == "stays":
+                cells.append("{} / {}".format(*paired_counts(ours, sb3)))
+        row = f"| {label} | {' | '.join(cells)} |"
+        assert row in readme, f"README-trainer.md's interval table lacks the row computed from the saved runs: {row}"
