@@ -12,20 +12,14 @@ seeds, SB3 then ours for odd ones) so that machine load hits both alike. Every 4
 from __future__ import annotations
 
 import statistics
-import time
 
 from versus_sb3 import (
     Task,
     benchmark_parser,
     comparison_fields,
     comparison_ratios,
-    footer,
     parse_benchmark_args,
-    print_comparison,
-    print_saved_comparison,
-    run_interleaved,
-    run_ours,
-    run_sb3,
+    run_benchmark,
 )
 
 PENDULUM = Task("Pendulum-v1", threshold=-200.0, eval_every=4096, goal="reaching -200")
@@ -46,23 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = benchmark_parser(__doc__, tuned_on="seeds 100-107")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
     args = parse_benchmark_args(parser, PENDULUM, argv)
-    if args.from_json:
-        print_saved_comparison(args, FIELDS, RATIOS, width=34)
-        return
-    runners = {
-        "ours": lambda s: run_ours(PENDULUM, s, args.budget, args.threads),
-        "SB3 zoo": lambda s: run_sb3(PENDULUM, s, args.budget, args.threads, ZOO_N_ENVS, **ZOO_PENDULUM),
-    }
-
-    def report(seed: int, name: str, run: dict, summary: dict) -> None:
-        print(f"seed {seed:3d} {name:8s} reached -200 @ {summary['steps']} steps"
-              f" in {summary['wall'] and round(summary['wall'], 1)} s; final {summary['final']:.1f};"
-              f" sps {summary['sps']:.0f}", flush=True)
-
-    seeds, started = range(args.first_seed, args.first_seed + args.seeds), time.time()
-    rows = run_interleaved(PENDULUM, seeds, runners, args.budget, report, out=args.out)
-    print(footer(seeds, args.budget, PENDULUM, started))
-    print_comparison(rows, FIELDS, RATIOS, width=34)
+    run_benchmark(PENDULUM, args, ours_threads=args.threads, sb3_threads=args.threads,
+                  zoo=ZOO_PENDULUM, zoo_n_envs=ZOO_N_ENVS, fields=FIELDS, ratios=RATIOS, width=34)
 
 
 if __name__ == "__main__":

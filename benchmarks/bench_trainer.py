@@ -12,21 +12,14 @@ test: a script (shared machinery: versus_sb3.py).
 """
 from __future__ import annotations
 
-import time
-
 from versus_sb3 import (
     Task,
     benchmark_parser,
     comparison_fields,
     comparison_ratios,
-    footer,
     median_field,
     parse_benchmark_args,
-    print_comparison,
-    print_saved_comparison,
-    run_interleaved,
-    run_ours,
-    run_sb3,
+    run_benchmark,
 )
 
 CARTPOLE = Task("CartPole-v1", threshold=475.0, eval_every=2048)
@@ -47,22 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads-sb3", type=int, default=1,
                         help="torch threads for SB3 (default 1, its fastest here)")
     args = parse_benchmark_args(parser, CARTPOLE, argv)
-    if args.from_json:
-        print_saved_comparison(args, FIELDS, RATIOS)
-        return
-    runners = {
-        "ours": lambda s: run_ours(CARTPOLE, s, args.budget, args.threads_ours),
-        "SB3 zoo": lambda s: run_sb3(CARTPOLE, s, args.budget, args.threads_sb3, ZOO_N_ENVS, **ZOO_CARTPOLE),
-    }
-
-    def report(seed: int, name: str, run: dict, summary: dict) -> None:
-        print(f"seed {seed:2d} {name:8s} solved@{summary['steps']} in {summary['wall'] and round(summary['wall'], 2)}s"
-              f" stays@{summary['stays']} final={summary['final']:.1f} sps={summary['sps']:.0f}", flush=True)
-
-    seeds, started = range(args.first_seed, args.first_seed + args.seeds), time.time()
-    rows = run_interleaved(CARTPOLE, seeds, runners, args.budget, report, out=args.out)
-    print(footer(seeds, args.budget, CARTPOLE, started))
-    print_comparison(rows, FIELDS, RATIOS)
+    run_benchmark(CARTPOLE, args, ours_threads=args.threads_ours, sb3_threads=args.threads_sb3,
+                  zoo=ZOO_CARTPOLE, zoo_n_envs=ZOO_N_ENVS, fields=FIELDS, ratios=RATIOS)
 
 
 if __name__ == "__main__":

@@ -200,20 +200,23 @@ def median(values: list) -> float:
 
 
 def run_interleaved(task: Task, seeds: range, runners: dict[str, Callable[[int], dict]], budget: int,
-                    on_run: Callable[[int, str, dict, dict], None], out: str | None = None) -> dict[str, list[dict]]:
+                    out: str | None = None) -> dict[str, list[dict]]:
     """Each seed's runs, ours then SB3 on even seeds and the other way round on odd ones, so that the
-    machine's load hits both alike; ``on_run(seed, name, run, summary)`` after each. With ``out``, every
-    run's evaluations go to that JSON file, rewritten after each run so that a benchmark cut short keeps
-    what it measured."""
+    machine's load hits both alike; one line per run as it ends. With ``out``, every run's evaluations go
+    to that JSON file, rewritten after each run so that a benchmark cut short keeps what it measured."""
     rows: dict[str, list[dict]] = {name: [] for name in runners}
     raw: dict[str, list[dict]] = {name: [] for name in runners}
+    reached = "solved" if task.goal == "solve" else f"reached {task.threshold:g}"
     for seed in seeds:
         for name in (list(runners) if seed % 2 == 0 else list(runners)[::-1]):
             run = runners[name](seed)
             summary = summarise(run, task.threshold)
             rows[name].append(summary)
             raw[name].append({"seed": seed, **run})
-            on_run(seed, name, run, summary)
+            when = (f"{reached} @ {summary['steps']} steps in {summary['wall']:.2f} s;"
+                    f" stays from {summary['stays'] or 'never'}" if summary["reached"] else f"never {reached}")
+            print(f"seed {seed:3d} {name:8s} {when}; final {summary['final']:.1f}; sps {summary['sps']:.0f}",
+                  flush=True)
             if out:
                 with open(out, "w") as f:
                     json.dump({"env_id": task.env_id, "threshold": task.threshold, "eval_every": task.eval_every,
@@ -263,10 +266,21 @@ def print_comparison(rows: dict[str, list[dict]], fields: list[tuple[str, Callab
               f" per seed, ours lower on {below} of {len(a)}, higher on {above})")
 
 
-def print_saved_comparison(args: argparse.Namespace, fields: list, ratios: list, width: int = 36) -> None:
-    """``--from-json``: the table of the saved runs ``parse_benchmark_args`` loaded."""
-    print(f"{len(next(iter(args.saved.values())))} seeds, runs saved in {' '.join(args.from_json)}\n")
-    print_comparison(args.saved, fields, ratios, width)
+def run_benchmark(task: Task, args: argparse.Namespace, *, ours_threads: int, sb3_threads: int, zoo: dict,
+                  zoo_n_envs: int, fields: list, ratios: list, width: int = 36) -> None:
+    """A benchmark's whole run: with ``--from-json`` the table of the saved runs ``parse_benchmark_args``
+    loaded; otherwise our trainer (the task's defaults) and SB3 with the RL Zoo's settings (``zoo``, on
+    ``zoo_n_envs`` envs) on the seeds, interleaved (``run_interleaved``), then the footer and the table."""
+    if args.from_json:
+        print(f"{len(next(iter(args.saved.values())))} seeds, runs saved in {' '.join(args.from_json)}\n")
+        print_comparison(args.saved, fields, ratios, width)
+        return
+    runners = {"ours": lambda seed: run_ours(task, seed, args.budget, ours_threads),
+               "SB3 zoo": lambda seed: run_sb3(task, seed, args.budget, sb3_threads, zoo_n_envs, **zoo)}
+    seeds, started = range(args.first_seed, args.first_seed + args.seeds), time.time()
+    rows = run_interleaved(task, seeds, runners, args.budget, out=args.out)
+    print(footer(seeds, args.budget, task, started))
+    print_comparison(rows, fields, ratios, width)
 
 
 def footer(seeds: range, budget: int, task: Task, started: float) -> str:
