@@ -61,27 +61,28 @@ def load_saved_runs(paths: list[str], task: Task) -> dict[str, list[dict]]:
     """The summaries, per side and in seed order, of runs saved with ``--out``; several files' seeds are pooled.
     Raises ValueError (one line) for a file that is unreadable, of another task or evaluation schedule, or
     that repeats a seed, and where the two sides did not run the same seeds."""
-    runs: dict[str, dict[int, dict]] = {}
+    summaries: dict[str, dict[int, dict]] = {}
     for path in paths:
         try:
             with open(path) as f:
                 saved = json.load(f)
             schedule = (saved["env_id"], saved["threshold"], saved["eval_every"], saved["eval_episodes"])
-            sides = saved["runs"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: not a file of runs saved with --out ({exc})") from None
-        if schedule != (task.env_id, task.threshold, task.eval_every, task.eval_episodes):
-            raise ValueError(f"{path}: runs of {schedule[0]} (threshold, eval every, episodes: {schedule[1:]}),"
-                             f" not of this benchmark's {task.env_id}")
-        for name, side in sides.items():
-            for run in side:
-                if run["seed"] in runs.setdefault(name, {}):
-                    raise ValueError(f"{path}: seed {run['seed']} of {name} is in an earlier file too")
-                runs[name][run["seed"]] = run
-    seeds = {name: sorted(side) for name, side in runs.items()}
+            if schedule != (task.env_id, task.threshold, task.eval_every, task.eval_episodes):
+                raise ValueError(f"runs of {schedule[0]} (threshold, eval every, episodes: {schedule[1:]}),"
+                                 f" not of this benchmark's {task.env_id}")
+            for name, side in saved["runs"].items():
+                for run in side:
+                    if run["seed"] in summaries.setdefault(name, {}):
+                        raise ValueError(f"seed {run['seed']} of {name} is in an earlier file too")
+                    summaries[name][run["seed"]] = summarise(run, task.threshold)
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise ValueError(f"{path}: not a file of runs saved with --out ({exc!r})") from None
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    seeds = {name: sorted(side) for name, side in summaries.items()}
     if len(seeds) != 2 or len({tuple(s) for s in seeds.values()}) != 1:
         raise ValueError(f"the files must hold ours and SB3 on the same seeds; they hold {seeds}")
-    return {name: [summarise(side[seed], task.threshold) for seed in sorted(side)] for name, side in runs.items()}
+    return {name: [side[seed] for seed in sorted(side)] for name, side in summaries.items()}
 
 
 def comparison_fields(task: Task, seconds: str, extra: list | None = None) -> list:
@@ -229,7 +230,7 @@ def bootstrap_ratio(ours: list, sb3: list, level: float = 0.95, resamples: int =
     """A paired percentile-bootstrap interval for median(ours) / median(sb3): resample the seeds with
     replacement, both sides' runs on a seed together. A run that never got there counts as infinitely
     slow, as in ``median``; a resample where neither median is finite counts against ours (ratio inf).
-    It says how much the ratio could move with other seeds: with 8-32 seeds, a lot."""
+    It says how much the ratio could move with other seeds: with a few dozen seeds, a lot."""
     a, b = (np.array([np.inf if v is None else v for v in side], dtype=float) for side in (ours, sb3))
     picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
     with np.errstate(invalid="ignore", divide="ignore"):
