@@ -414,7 +414,10 @@ def test_losing_the_scheduler_stops_with_one_line(tmp_path, sandbox):
 
 @pytest.mark.slow
 def test_ctrl_c_cancels_the_rest_and_keeps_what_finished(tmp_path, sandbox):
-    files = {f"s{i:02d}": (f"{LESSON}.ipynb", answers_with()) for i in range(12)}
+    # Each grading takes 2 s or more, so that 12 on 2 workers outlast the test's noticing the first one
+    # (quick ones once all finished before the signal, and the grader exited 0).
+    slow = answers_with(clip_is_active=solution_answers(LESSON)["clip_is_active"] + "\nimport time\ntime.sleep(2)\n")
+    files = {f"s{i:02d}": (f"{LESSON}.ipynb", slow) for i in range(12)}
     course = hand_in(tmp_path / "course", files)
     grader = subprocess.Popen(grading_command(course, "--dask", "local:2"), env=tool_env(),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -426,11 +429,15 @@ def test_ctrl_c_cancels_the_rest_and_keeps_what_finished(tmp_path, sandbox):
         return bool(list(course.autograded.glob(f"*/{LESSON}/result.json"))) or grader.poll() is not None
 
     wait_for(first_written, 300, "the first graded submission")
+    ended = grader.poll()
     grader.send_signal(signal.SIGINT)
     out, err = grader.communicate(timeout=120)
-    assert grader.returncode == 130 and "interrupted: submissions graded so far are saved" in err, (
-        f"Ctrl-C must stop with exit 130 and say what was kept:\n{err[-2000:]}")
     graded = list(course.autograded.glob(f"*/{LESSON}/result.json"))
+    assert ended is None, (f"the grader ended (exit {ended}) before the test could interrupt it, {len(graded)} of "
+                           f"{len(files)} graded:\n{out[-1000:]}{err[-1000:]}")
+    assert grader.returncode == 130 and "interrupted: submissions graded so far are saved" in err, (
+        f"Ctrl-C must stop with exit 130 and say what was kept ({len(graded)} of {len(files)} graded):\n"
+        f"{out[-1000:]}{err[-2000:]}")
     assert 1 <= len(graded) < len(files), f"what finished is kept, the rest is not graded: {len(graded)} written"
     assert_whole(course)
     wait_for(lambda: not [p for p in family.values() if p.is_running() and p.status() != psutil.STATUS_ZOMBIE],
