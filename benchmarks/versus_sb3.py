@@ -57,6 +57,12 @@ def parse_benchmark_args(parser: argparse.ArgumentParser, task: Task, argv: list
     return args
 
 
+def saved_schedule(task: Task) -> dict:
+    """What a file of saved runs records of its task, and what ``--from-json`` checks it against."""
+    return {"env_id": task.env_id, "threshold": task.threshold, "eval_every": task.eval_every,
+            "eval_episodes": task.eval_episodes}
+
+
 def load_saved_runs(paths: list[str], task: Task) -> dict[str, list[dict]]:
     """The summaries, per side and in seed order, of runs saved with ``--out``; several files' seeds are pooled.
     Raises ValueError (one line) for a file that is unreadable, of another task or evaluation schedule, or
@@ -66,10 +72,9 @@ def load_saved_runs(paths: list[str], task: Task) -> dict[str, list[dict]]:
         try:
             with open(path) as f:
                 saved = json.load(f)
-            schedule = (saved["env_id"], saved["threshold"], saved["eval_every"], saved["eval_episodes"])
-            if schedule != (task.env_id, task.threshold, task.eval_every, task.eval_episodes):
-                raise ValueError(f"runs of {schedule[0]} (threshold, eval every, episodes: {schedule[1:]}),"
-                                 f" not of this benchmark's {task.env_id}")
+            schedule = {key: saved[key] for key in saved_schedule(task)}
+            if schedule != saved_schedule(task):
+                raise ValueError(f"runs of {schedule['env_id']} ({schedule}), not of this benchmark's {task.env_id}")
             for name, side in saved["runs"].items():
                 for run in side:
                     if run["seed"] in summaries.setdefault(name, {}):
@@ -195,9 +200,14 @@ def count_field(label: str, counts: Callable[[dict], bool]) -> tuple[str, Callab
     return label, lambda summaries: f"{sum(bool(counts(r)) for r in summaries)}/{len(summaries)}"
 
 
+def never_as_inf(values: list) -> list[float]:
+    """A run that never got there (None) counted as infinitely slow."""
+    return [float("inf") if v is None else v for v in values]
+
+
 def median(values: list) -> float:
     """The median with a run that never got there counted as infinitely slow."""
-    return statistics.median([float("inf") if v is None else v for v in values])
+    return statistics.median(never_as_inf(values))
 
 
 def run_interleaved(task: Task, seeds: range, runners: dict[str, Callable[[int], dict]], budget: int,
@@ -220,8 +230,7 @@ def run_interleaved(task: Task, seeds: range, runners: dict[str, Callable[[int],
                   flush=True)
             if out:
                 with open(out, "w") as f:
-                    json.dump({"env_id": task.env_id, "threshold": task.threshold, "eval_every": task.eval_every,
-                               "eval_episodes": task.eval_episodes, "budget": budget, "runs": raw}, f)
+                    json.dump({**saved_schedule(task), "budget": budget, "runs": raw}, f)
     return rows
 
 
@@ -231,7 +240,7 @@ def bootstrap_ratio(ours: list, sb3: list, level: float = 0.95, resamples: int =
     replacement, both sides' runs on a seed together. A run that never got there counts as infinitely
     slow, as in ``median``; a resample where neither median is finite counts against ours (ratio inf).
     It says how much the ratio could move with other seeds: with a few dozen seeds, a lot."""
-    a, b = (np.array([np.inf if v is None else v for v in side], dtype=float) for side in (ours, sb3))
+    a, b = np.array(never_as_inf(ours), dtype=float), np.array(never_as_inf(sb3), dtype=float)
     picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = np.median(a[picks], axis=1) / np.median(b[picks], axis=1)
@@ -243,7 +252,7 @@ def bootstrap_ratio(ours: list, sb3: list, level: float = 0.95, resamples: int =
 
 def paired_counts(ours: list, sb3: list) -> tuple[int, int]:
     """On how many seeds ours is below SB3 and on how many above (never = infinitely slow; ties in neither)."""
-    pairs = [(float("inf") if x is None else x, float("inf") if y is None else y) for x, y in zip(ours, sb3)]
+    pairs = list(zip(never_as_inf(ours), never_as_inf(sb3)))
     return sum(x < y for x, y in pairs), sum(x > y for x, y in pairs)
 
 
@@ -258,12 +267,13 @@ def print_comparison(rows: dict[str, list[dict]], fields: list[tuple[str, Callab
     ours, sb3 = rows[names[0]], rows[names[1]]
     for label, key in ratios:
         a, b = [r[key] for r in ours], [r[key] for r in sb3]
-        if median(a) == median(b) == float("inf"):
+        median_a, median_b = median(a), median(b)
+        if median_a == median_b == float("inf"):
             print(f"ratio ours/SB3, median {label}: none (neither median got there)")
             continue
         low, high = bootstrap_ratio(a, b)
         below, above = paired_counts(a, b)
-        print(f"ratio ours/SB3, median {label}: {median(a) / median(b):.2f} (95% CI {low:.2f}-{high:.2f};"
+        print(f"ratio ours/SB3, median {label}: {median_a / median_b:.2f} (95% CI {low:.2f}-{high:.2f};"
               f" per seed, ours lower on {below} of {len(a)}, higher on {above})")
 
 

@@ -3,7 +3,6 @@ interval of an ours/SB3 ratio of medians, and the per-seed counts."""
 from __future__ import annotations
 
 import json
-import statistics
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from versus_sb3 import Task, bootstrap_ratio, load_saved_runs, paired_counts  # noqa: E402
+from versus_sb3 import Task, bootstrap_ratio, load_saved_runs, median, paired_counts  # noqa: E402
 
 SB3_STEPS = [18432, 22528, 30720, 14336, 24576, 59392, 16384, 20480]
 
@@ -119,7 +118,7 @@ def test_the_trainer_readme_intervals_come_from_the_saved_runs():
         for key in ("stays", "steps"):
             ours, sb3 = ([side[seed - 70][key] for seed in seeds] for side in runs.values())
             low, high = bootstrap_ratio(ours, sb3)
-            cells.append(f"{statistics.median(ours) / statistics.median(sb3):.2f} [{low:.2f}, {high:.2f}]")
+            cells.append(f"{median(ours) / median(sb3):.2f} [{low:.2f}, {high:.2f}]")
             if key == "stays":
                 cells.append("{} / {}".format(*paired_counts(ours, sb3)))
         row = f"| {label} | {' | '.join(cells)} |"
