@@ -50,6 +50,7 @@ def build(out: Path, clean: bool = False, quiet: bool = False) -> Path:
     pages.stage(source)
     # The lessons run in fast mode, with this interpreter's kernel and packages.
     os.environ["PPO_COURSE_FAST"] = "1"
+    os.environ["PPO_COURSE_REVEAL"] = "1"   # a reader of the website cannot type a guess: show the answers
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     os.environ.pop("MPLBACKEND", None)  # the lessons choose their backend
     html = out / "html"

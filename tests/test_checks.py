@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ppo_course.checks import check_prediction
+from ppo_course.checks import check_prediction, prediction_made
 
 
 @pytest.mark.parametrize("guess, measured, kwargs, verdict", [
@@ -23,8 +23,20 @@ def test_the_verdict(capsys, guess, measured, kwargs, verdict):
     assert f": {verdict}." in out and out.rstrip().endswith("the reason"), out
 
 
-def test_no_prediction_shows_the_measurement_and_asks_for_one(capsys):
+def test_no_guess_withholds_the_answer_and_its_reason(capsys, monkeypatch):
+    monkeypatch.delenv("PPO_COURSE_REVEAL", raising=False)
+    assert not prediction_made(None) and prediction_made("a") and prediction_made(0)
     check_prediction(None, [1.0, 2.0, 6.0], "the counts", why="the reason")
     out = capsys.readouterr().out
-    assert "measured [1, 2, 6]" in out, f"counts must print as integers: {out}"
-    assert "No prediction made" in out and "right" not in out and "not quite" not in out, out
+    assert "no guess yet" in out, out
+    assert "6" not in out and "the reason" not in out and "measured" not in out, (
+        f"without a guess neither the measurement nor why may be shown: {out}")
+
+
+def test_readers_who_cannot_guess_see_the_answer(capsys, monkeypatch):
+    monkeypatch.setenv("PPO_COURSE_REVEAL", "1")   # the website, the tests that read every output
+    assert prediction_made(None)
+    check_prediction(None, [1.0, 2.0, 6.0], "the counts", why="the reason")
+    out = capsys.readouterr().out
+    assert "measured [1, 2, 6]" in out and out.rstrip().endswith("the reason"), f"counts print as integers: {out}"
+    assert "right" not in out and "not quite" not in out, out

@@ -6,6 +6,7 @@ still gets full credit) and must write nothing to stderr (a warning scores the c
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Iterator
 
 import numpy as np
@@ -74,21 +75,43 @@ def reference_for(namespace: dict, **references: Any) -> Iterator[None]:
                 namespace[name] = value
 
 
+REVEAL_ENV = "PPO_COURSE_REVEAL"   # "1": answers shown without a guess, for readers who cannot type one
+
+
+def answers_revealed() -> bool:
+    """True where predictions show their answers without a guess: the course's website and the tests
+    that read every output (``PPO_COURSE_REVEAL=1``). A learner's notebook never sets it."""
+    return os.environ.get(REVEAL_ENV) == "1"
+
+
+def prediction_made(guess: Any) -> bool:
+    """True once the learner has written a guess (or where answers are revealed to readers anyway).
+
+    A predict-then-run cell shows what gives its answer away (a table, a plot, a printed number) only
+    under ``if prediction_made(my_guess):``, so that running it before guessing spoils nothing.
+    """
+    return not (guess is None or guess is Ellipsis) or answers_revealed()
+
+
 def check_prediction(guess: Any, measured: Any, what: str, *, rel_tol: float = 0.15, abs_tol: float = 0.0,
                      why: str = "") -> None:
     """Compare a learner's prediction with what the code measured, and print the verdict.
 
     Used by the lessons' predict-then-run cells: the learner commits to ``guess`` before running,
-    then this prints whether it was close and ``why`` (the idea to take away). A number is close
-    within ``rel_tol`` (relative) or ``abs_tol``; a string (the letter of a multiple-choice answer)
-    must match ignoring case; a sequence is compared entry by entry. It never raises: a prediction is
-    for learning, not for grading, and it returns nothing, so a cell that ends with it shows only the
-    verdict (no stray ``True``/``False``).
+    then this prints whether it was close and ``why`` (the idea to take away). Without a guess
+    (``None``) it withholds both the measurement and ``why`` and asks for a guess first (except where
+    ``answers_revealed()``). A number is close within ``rel_tol`` (relative) or ``abs_tol``; a string
+    (the letter of a multiple-choice answer) must match ignoring case; a sequence is compared entry by
+    entry. It never raises: a prediction is for learning, not for grading, and it returns nothing, so
+    a cell that ends with it shows only the verdict (no stray ``True``/``False``).
     """
     shown = _format(measured)
     if guess is None or guess is Ellipsis:
-        print(f"{what}: measured {shown}. (No prediction made: next time write yours in the cell above "
-              "before running this one; committing to a guess first is what makes the result stick.)")
+        if not answers_revealed():
+            print(f"{what}: no guess yet. Write yours in the cell above and run this cell again; the answer "
+                  "appears once you have committed to a guess (that is what makes the result stick).")
+            return
+        print(f"{what}: measured {shown}.")
         if why:
             print(why)
         return
