@@ -47,18 +47,20 @@ def add_collect(commands) -> None:
         "collect", help="lay out an LMS download (zip, or a folder of folders) for grading",
         description="Copy every submission, byte for byte, to COURSE/submitted/<student>/<lesson>/ and log it "
                     "(with its sha256) in COURSE/collected.csv. Never overwrites: a different file with the same "
-                    "name is kept beside the first. Files whose name has no student id are listed and skipped.")
+                    "name is kept beside the first. Only regular files are read (links are never followed); "
+                    "files without a student id, or over a student's limits, are listed and skipped.")
     collect.add_argument("source", type=Path, metavar="ZIP_OR_FOLDER",
                          help="the LMS zip, or a folder of student folders")
     add_course(collect)
     collect.add_argument("--lesson", required=True, help="the lesson these are submissions of (number or folder name)")
     collect.add_argument("--id-pattern", default="auto", metavar="PATTERN",
                          help="how to find the student id in each file's path: canvas "
-                              "(name_12345_67890_file.ipynb), moodle "
-                              "(Full Name_12345_assignsubmission_file_file.ipynb), "
-                              "folders (student/file.ipynb), auto (the first of those that matches; default), or a "
-                              "regular expression with a (?P<student>...) group and optional "
-                              "(?P<name>...), (?P<file>...)")
+                              "(name_12345_67890_file.ipynb, flat), moodle "
+                              "(Full Name_12345_assignsubmission_file_/file.ipynb, or flat), "
+                              "folders (student/file.ipynb), auto (one of those three, chosen for the whole "
+                              "download from its top-level names; default), or a regular expression with a "
+                              "(?P<student>...) group and optional (?P<name>...), (?P<file>...). The id must come "
+                              "from the top-level name (the file's, or its top folder's)")
 
 
 def add_grade(commands) -> None:
@@ -145,6 +147,9 @@ def run_release(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_LISTED_SKIPS = 40   # skipped files listed on the terminal; collected.csv has every one
+
+
 def run_collect(args: argparse.Namespace) -> int:
     from .collect import collect
     from .course import open_course
@@ -153,10 +158,16 @@ def run_collect(args: argparse.Namespace) -> int:
     course = open_course(args.course, must_exist=False)
     report = collect(course, args.source, lesson, args.id_pattern)
     students = {row["student"] for row in report.stored}
+    print(f"layout: {report.layout}")
     print(f"collected {len(report.stored)} file(s) from {len(students)} student(s) into {course.submitted}"
-          + (f"; {len(report.unchanged)} already there" if report.unchanged else ""))
-    for line in report.skipped:
+          + (f"; {len(report.unchanged)} already there" if report.unchanged else "")
+          + (f"; {len(report.skipped)} skipped" if report.skipped else ""))
+    for line in report.notes:
+        print(f"  note: {line}")
+    for line in report.skipped[:MAX_LISTED_SKIPS]:
         print(f"  skipped {line}")
+    if len(report.skipped) > MAX_LISTED_SKIPS:
+        print(f"  ... and {len(report.skipped) - MAX_LISTED_SKIPS} more skipped: see {course.collected_log}")
     return 0
 
 
@@ -195,16 +206,19 @@ def run_grade(args: argparse.Namespace) -> int:
 def run_feedback(args: argparse.Namespace) -> int:
     from .course import open_course
     from .feedback import feedback
+    from .safe_text import printable
 
     course = open_course(args.course)
     lessons = resolve_lessons(args.lessons) if args.lessons else sorted(
         {p.parent.name for p in course.autograded.glob("*/*/result.json")})
     rows = feedback(course, lessons, args.jobs)
-    failures = [row for row in rows if row[2].startswith("error")]
-    print(f"wrote {len(rows) - len(failures)} feedback page(s) under {course.feedback}")
-    for lesson, student, message in failures:
-        print(f"  {lesson} {student}: {message}", file=sys.stderr)
-    return 1 if failures else 0
+    failures = [row for row in rows if row[2].startswith(("error", "fallback"))]
+    print(f"wrote {sum(not row[2].startswith('error') for row in rows)} feedback page(s) under {course.feedback}"
+          + (f"; {len(failures)} need a look (below)" if failures else ""))
+    for lesson, student, message in failures:   # one student's problem never fails the class's command
+        kind = "scores only" if message.startswith("fallback") else "NOT WRITTEN"
+        print(f"  {kind:11} {lesson} {student}: {printable(message.split(': ', 1)[1], 300)}", file=sys.stderr)
+    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -222,6 +236,10 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+INTERRUPTED = {
+    "collect": "the files collected so far are stored and in collected.csv; run the same command again to continue",
+    "grade": "submissions graded so far are saved; run the same command again to finish",
+}
 COMMANDS = {"release": run_release, "collect": run_collect, "grade": run_grade,
             "feedback": run_feedback, "export": run_export}
 
@@ -234,8 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: submissions graded so far are saved; run the same command again to finish",
-              file=sys.stderr)
+        print(f"interrupted: {INTERRUPTED.get(args.command, 'nothing half-written')}", file=sys.stderr)
         return 130
     except ModuleNotFoundError as error:
         if error.name and error.name.split(".")[0] == "nbgrader":

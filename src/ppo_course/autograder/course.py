@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .paths import CourseError
@@ -59,7 +59,14 @@ class Course:
         """{student: result.json contents} for every graded (or failed) submission of a lesson."""
         found = {}
         for path in sorted(self.autograded.glob(f"*/{lesson}/result.json")):
-            found[path.parent.parent.name] = json.loads(path.read_text())
+            student = path.parent.parent.name
+            try:
+                found[student] = json.loads(path.read_text())
+            except (OSError, ValueError) as error:   # damaged by hand or by a full disk: regrade it
+                found[student] = {"student": student, "lesson": lesson, "status": "error", "scores": {}, "notes": [],
+                                  "review": [], "max": 0, "total": 0,
+                                  "message": f"its result.json cannot be read ({type(error).__name__}): grade it "
+                                             "again with --force"}
         return found
 
 
@@ -71,22 +78,42 @@ def open_course(root: Path, must_exist: bool = True) -> Course:
     return Course(root)
 
 
-def pick_submission(folder: Path) -> tuple[Path | None, list[str]]:
-    """The file to grade in a student's lesson folder, and notes about the choice.
+@dataclass
+class Pick:
+    """The file to grade in a student's lesson folder, what to note about the choice, and why an
+    instructor should look (``review``: several files handed in at once)."""
+    path: Path | None
+    notes: list[str] = field(default_factory=list)
+    review: list[str] = field(default_factory=list)
 
-    The newest .ipynb wins; a folder without one falls back to the newest notebook-like file
-    (a notebook saved as .json or .txt is still graded, with a note).
-    """
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+
+def pick_submission(folder: Path, download_of: dict[str, str] | None = None) -> Pick:
+    """The newest .ipynb in ``folder`` wins; a folder without one falls back to the newest notebook-like
+    file (a notebook saved as .json or .txt is still graded, with a note). Links and other non-regular
+    files are never read.
+
+    ``download_of`` maps stored files (paths relative to the course) to the download they were collected
+    from: several candidates from the download the chosen file came from are flagged for review (a
+    resubmission collected from a later download is not)."""
+    files = [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file() and not p.is_symlink()]
     notebooks = [p for p in files if p.suffix.lower() == ".ipynb"]
     pool = notebooks or [p for p in files if p.suffix.lower() in NOTEBOOK_LIKE or not p.suffix]
-    notes = []
     if not pool:
         names = ", ".join(sorted(p.name for p in files)) or "nothing"
-        return None, [f"no notebook handed in (found {names})"]
+        return Pick(None, [f"no notebook handed in (found {names})"])
     chosen = max(pool, key=lambda p: (p.stat().st_mtime, p.name))
+    pick = Pick(chosen)
     if len(pool) > 1:
-        notes.append(f"{len(pool)} files handed in; graded the newest, {chosen.name}")
+        pick.notes.append(f"{len(pool)} files handed in; graded the newest, {chosen.name}")
+        root, download_of = folder.parents[2], download_of or {}   # (the course: submitted/<student>/<lesson>)
+
+        def download(path: Path) -> str:
+            return download_of.get(path.relative_to(root).as_posix(), "")
+
+        together = sorted(p.name for p in pool if download(p) == download(chosen))
+        if len(together) > 1:
+            pick.review.append(f"{len(together)} files handed in together ({', '.join(together)}): graded the "
+                               f"newest, {chosen.name}; check which one the student meant")
     if chosen.suffix.lower() != ".ipynb":
-        notes.append(f"graded {chosen.name}, which is not named .ipynb")
-    return chosen, notes
+        pick.notes.append(f"graded {chosen.name}, which is not named .ipynb")
+    return pick

@@ -2,19 +2,21 @@
 
 Columns: student_id, name, then per lesson "<NN> <exercise> (<points>)" and "<NN> total (<max>)",
 then "total (<max>)", status ("graded", or "<NN> <status>" for each lesson that was not), and a
-comment that says what was repaired or why a lesson scored nothing. A lesson a student did not
-hand in leaves that lesson's cells empty and counts 0 in the total. Plain UTF-8 CSV with a header
-row: Canvas, Moodle and spreadsheets import it as it is.
+comment that says what was repaired or why a lesson scored nothing; a submission flagged for review
+(several files handed in at once) says "<NN> review" in the status and why in the comment. A lesson a
+student did not hand in leaves that lesson's cells empty and counts 0 in the total. Plain UTF-8 CSV
+with a header row: Canvas, Moodle and spreadsheets import it as it is, and no cell of it is a formula
+(``safe_text.write_csv``), whatever names and messages the submissions brought.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from .collect import student_names
 from .contract import Contract, read_contract
 from .course import Course
 from .paths import CourseError, lesson_notebook
+from .safe_text import write_csv
 
 
 def lesson_contract(lesson: str, source: Path) -> Contract:
@@ -47,6 +49,9 @@ def student_row(student: str, name: str, contracts: list[Contract], results: dic
             comments.append(f"{number}: {record['message']}")
         elif record.get("notes"):
             comments.append(f"{number}: " + "; ".join(record["notes"]))
+        if record.get("review"):
+            problems.append(f"{number} review")
+            comments.append(f"{number} review: " + "; ".join(record["review"]))
     return row + [_number(total), ", ".join(problems) or "graded", " | ".join(comments)]
 
 
@@ -62,10 +67,6 @@ def export(course: Course, lessons: list[str], source: Path, output: Path) -> in
     if not students:
         raise CourseError(f"nothing graded yet under {course.autograded} (run `grade` first)")
     names = student_names(course)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with open(output, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns(contracts))
-        for student in students:
-            writer.writerow(student_row(student, names.get(student, ""), contracts, results))
+    write_csv(output, columns(contracts),
+              (student_row(student, names.get(student, ""), contracts, results) for student in students))
     return len(students)

@@ -38,15 +38,18 @@ from typing import Callable
 import nbformat
 
 from .bundle import KITS, LessonBundle, make_bundle
+from .collect import downloads
 from .contract import Contract, grade_id, is_answer_cell, read_contract
 from .course import Course, pick_submission
 from .paths import SOLUTIONS_DIR, CourseError, lesson_notebook
 from .rebuild import SubmissionError, fill, rebuild
 from .release import release_in_course
+from .safe_text import printable
 from .sandbox import SandboxLimits, SandboxUnavailable, probe
 from .supervise import WORKERS, worker_context
 
 GRADED = "graded"
+MAX_LOG_CHARS = 2**20
 ISOLATION = "sandbox: bubblewrap (user, mount, pid, network, ipc namespaces); tests run in the grader"
 NO_ISOLATION = ("no sandbox (--no-sandbox): student code ran with the grader's rights; "
                 "tests still ran in the grader")
@@ -182,7 +185,7 @@ def attempt_files(scratch: Path, kit: LessonKit, student: str) -> tuple[bytes | 
 
 def new_record(kit: LessonKit | LessonBundle, submission: Submission, limits: Limits) -> dict:
     return {"student": submission.student, "lesson": kit.lesson, "status": GRADED, "message": "", "notes": [],
-            "scores": {}, "max": kit.contract.max_points, "source_sha256": kit.source_sha256,
+            "review": [], "scores": {}, "max": kit.contract.max_points, "source_sha256": kit.source_sha256,
             "isolation": ISOLATION if limits.sandbox else NO_ISOLATION,
             "sha256": hashlib.sha256(submission.data).hexdigest()}
 
@@ -283,26 +286,28 @@ class Task:
     file: str                                   # its path in the course folder
     notebook: str                               # the lesson's notebook name: the graded copy is saved as it
     notes: list[str] = field(default_factory=list)
+    review: list[str] = field(default_factory=list)   # why an instructor should look (several files at once)
 
 
-def plan(course: Course, bundle: LessonBundle, student: str, limits: Limits, force: bool) -> Task | dict:
+def plan(course: Course, bundle: LessonBundle, student: str, limits: Limits, force: bool,
+         download_of: dict[str, str] | None = None) -> Task | dict:
     """The task for one student's submission, or its final record when there is nothing to run: no
     notebook handed in (written as ``missing``), or unchanged since its last grading (``skipped``)."""
-    path, notes = pick_submission(course.submitted / student / bundle.lesson)
-    if path is None:
-        record = finished({"student": student, "lesson": bundle.lesson, "status": "missing", "message": notes[0],
-                           "notes": [], "scores": {}, "max": bundle.contract.max_points,
+    pick = pick_submission(course.submitted / student / bundle.lesson, download_of)
+    if pick.path is None:
+        record = finished({"student": student, "lesson": bundle.lesson, "status": "missing", "message": pick.notes[0],
+                           "notes": [], "review": [], "scores": {}, "max": bundle.contract.max_points,
                            "source_sha256": bundle.source_sha256,
                            "isolation": ISOLATION if limits.sandbox else NO_ISOLATION})
         return keep(course, record)
-    task = Task(bundle.lesson, Submission(student, path.name, path.read_bytes()),
-                path.relative_to(course.root).as_posix(), bundle.contract.notebook, notes)
+    task = Task(bundle.lesson, Submission(student, pick.path.name, pick.path.read_bytes()),
+                pick.path.relative_to(course.root).as_posix(), bundle.contract.notebook, pick.notes, pick.review)
     previous = course.result_path(student, bundle.lesson)
     if not force and previous.exists():
         old = json.loads(previous.read_text())
-        if (old.get("sha256"), old.get("source_sha256"), old.get("isolation")) == (
+        if (old.get("sha256"), old.get("source_sha256"), old.get("isolation"), old.get("review", [])) == (
                 hashlib.sha256(task.submission.data).hexdigest(), bundle.source_sha256,
-                ISOLATION if limits.sandbox else NO_ISOLATION):
+                ISOLATION if limits.sandbox else NO_ISOLATION, task.review):
             return old | {"skipped": True}
     return task
 
@@ -313,6 +318,7 @@ def keep(course: Course, record: dict, graded: Graded | None = None, task: Task 
     a reader, or a run stopped at any moment, finds the old folder or the new one, never a mix."""
     if task is not None:
         record["notes"] = task.notes + record["notes"]
+        record["review"] = task.review
         record["file"] = task.file
     record["graded_at"] = dt.datetime.now().isoformat(timespec="seconds")
     files = {"result.json": json.dumps(record, indent=1).encode()}
@@ -321,8 +327,10 @@ def keep(course: Course, record: dict, graded: Graded | None = None, task: Task 
             files[task.notebook] = graded.notebook
         if graded.gradebook is not None:
             files["gradebook.db"] = graded.gradebook
-        if graded.log:
-            files["grading.log"] = graded.log.encode()
+        if graded.log:   # (every attempt's log: bounded, like everything a submission can make grow)
+            log = graded.log if len(graded.log) <= MAX_LOG_CHARS else (
+                graded.log[: MAX_LOG_CHARS // 2] + "\n... cut ...\n" + graded.log[-MAX_LOG_CHARS // 2:])
+            files["grading.log"] = log.encode(errors="replace")
     destination = course.result_path(record["student"], record["lesson"]).parent
     incoming = course.root / ".grading-cache" / "incoming"   # same filesystem: renames are atomic
     incoming.mkdir(parents=True, exist_ok=True)
@@ -387,10 +395,10 @@ def grade(course: Course, lessons: list[str], limits: Limits, jobs: int, source:
     if not chosen:
         raise CourseError(f"no submissions to grade under {course.submitted} for {', '.join(lessons)}")
     bundles = {lesson: prepare_lesson(lesson, source, course.root / ".grading-cache") for lesson in lessons}
-    records, tasks = [], []
+    records, tasks, download_of = [], [], downloads(course)
     for lesson, student in chosen:
         try:
-            planned = plan(course, bundles[lesson], student, limits, force)
+            planned = plan(course, bundles[lesson], student, limits, force, download_of)
         except Exception as error:  # noqa: BLE001 - an unreadable folder, say: reported per student, never lost
             planned = keep(course, error_record(bundles[lesson], student, f"{type(error).__name__}: {error}"))
         (tasks.append if isinstance(planned, Task) else records.append)(planned)
@@ -417,13 +425,16 @@ def cluster_runner(address: str, limits: Limits):
 
 
 def summary(records: list[dict]) -> str:
-    """What an instructor reads after a run: counts by status, then every problem, one line each."""
+    """What an instructor reads after a run: counts by status, then every problem, one line each (text from
+    submissions made printable: no escape codes reach the terminal)."""
     counts: dict[str, int] = {}
     for record in records:
         counts[record["status"]] = counts.get(record["status"], 0) + 1
     skipped = sum(1 for r in records if r.get("skipped"))
+    review = sum(1 for r in records if r.get("review"))
     noun = "submission" if len(records) == 1 else "submissions"
     lines = [f"{len(records)} {noun}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+             + (f"; {review} to review" if review else "")
              + (f" ({skipped} unchanged since the last run, not regraded)" if skipped else "")]
     if any(r.get("isolation") == NO_ISOLATION for r in records):
         lines.insert(0, f"WARNING: {NO_ISOLATION}")
@@ -431,7 +442,10 @@ def summary(records: list[dict]) -> str:
         who = f"{record['lesson']} {record['student']}"
         if record["status"] != GRADED:
             scored = f" ({record['total']:g}/{record['max']:g} for the rest)" if record["scores"] else ""
-            lines.append(f"  {record['status'].upper():10} {who}: {record['message']}{scored}")
+            lines.append(f"  {record['status'].upper():10} {who}: {printable(record['message'], 400)}{scored}")
         elif record["notes"]:
-            lines.append(f"  {'graded':10} {who}: {record['total']:g}/{record['max']:g}; " + "; ".join(record["notes"]))
+            notes = "; ".join(record["notes"])
+            lines.append(f"  {'graded':10} {who}: {record['total']:g}/{record['max']:g}; {printable(notes, 600)}")
+        for reason in record.get("review", []):
+            lines.append(f"  {'REVIEW':10} {who}: {printable(reason, 400)}")
     return "\n".join(lines)
