@@ -625,16 +625,19 @@ def describe_error(error: BaseException) -> dict:
 
 
 def raise_remote(reply: dict) -> None:
-    """Raise, here, the exception the other side reported (re-created only for plain built-in types)."""
+    """Raise, here, the exception the other side reported (re-created only for plain built-in types), marked
+    ``raised_by_learner`` (in the grader: the learner's code raised it, so its text is theirs, not a test's)."""
     name, message = str(reply.get("type", "Error"))[:100], str(reply.get("message", ""))[:2000]
     if name in ("KeyboardInterrupt", "Interrupted"):
-        raise Interrupted(message or "interrupted")
-    if name == "ProtocolError":
-        raise ProtocolError(message)
-    error = PLAIN_ERRORS.get(name)
-    if error is not None:
-        raise error(message)
-    raise LearnerError(f"{name}: {message}" if message else name)
+        error: BaseException = Interrupted(message or "interrupted")
+    elif name == "ProtocolError":
+        error = ProtocolError(message)
+    elif name in PLAIN_ERRORS:
+        error = PLAIN_ERRORS[name](message)
+    else:
+        error = LearnerError(f"{name}: {message}" if message else name)
+    error.raised_by_learner = True
+    raise error
 
 
 # ---------------------------------------------------------------- the kernel's side

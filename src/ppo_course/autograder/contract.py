@@ -55,7 +55,8 @@ class Contract:
 
 
 def nbgrader_meta(cell) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
+    metadata = cell.get("metadata")
+    meta = metadata.get("nbgrader") if isinstance(metadata, dict) else None
     return meta if isinstance(meta, dict) else {}
 
 
@@ -76,15 +77,23 @@ def is_test_cell(cell) -> bool:
 def as_code(cell) -> str:
     """A cell's source as Python: markdown cells (an answer converted by accident) lose their fences."""
     source = cell.get("source", "")
-    source = "".join(source) if isinstance(source, list) else str(source)
+    source = "".join(s for s in source if isinstance(s, str)) if isinstance(source, list) else str(source)
     return FENCE.sub("", source) if cell.get("cell_type") == "markdown" else source
+
+
+def parse_python(source: str) -> ast.Module | None:
+    """A learner's code as a syntax tree, or None however it fails to parse (a syntax error, a null byte,
+    nesting deeper than the parser takes)."""
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
 
 
 def defined_names(source: str) -> tuple[str, ...]:
     """Top-level function and class names a cell defines (empty when it does not parse)."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parse_python(source)
+    if tree is None:
         return ()
     return tuple(node.name for node in tree.body
                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))

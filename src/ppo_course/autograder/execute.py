@@ -20,6 +20,11 @@ AST transformers, custom exception handlers, patched ``assert_close`` or ``torch
 tensor subclasses) reaches them. Hidden tests never enter the kernel: it receives setup and answer
 cells, and calls.
 
+The setup cell and every answer run first, in notebook order; then every test cell in the form the
+learner's notebook shows (hidden tests removed); then the cells with hidden tests in full, which
+decide the score. So what a learner reads of a test never carries what their code saw in a hidden
+check (``hidden``). A test's output and message are capped in size (``capped``), as the kernel's are.
+
 A cell error is recorded as nbgrader expects (an ``error`` output) and scores 0 there as usual. When
 the kernel dies or stops answering, grading stops and the abort file says in which cell, so the
 grader can drop that answer and grade the rest again.
@@ -35,6 +40,7 @@ import select
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
@@ -42,8 +48,9 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
 from ..checks import LEARNER_KERNEL
-from .bridge import LearnerError, Peer, PeerGone, PeerTimeout, ProtocolError, send_frame
-from .contract import is_answer_cell, is_test_cell
+from .bridge import PLAIN_ERRORS, LearnerError, Peer, PeerGone, PeerTimeout, ProtocolError, send_frame
+from .contract import is_answer_cell, is_test_cell, parse_python
+from .hidden import failing_line, has_hidden_tests, hidden_failure_message, hidden_lines, numbers_in, visible_form
 from .kernel import INTERRUPT_GRACE, KernelLost, LearnerKernel
 from .sandbox import KernelLayout, SandboxLimits
 
@@ -87,18 +94,15 @@ def setup_for_answers(setup: str, answers: list[str]) -> str:
     per submission) are left out, and so are magics (the kernel plots nothing).
     """
     code = python_lines(setup)
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
+    tree = parse_python(code)
+    if tree is None:
         return code
     needed: set[str] = set()
     for answer in answers:
-        try:
-            needed |= _used_names(ast.parse(answer))
-        except SyntaxError:
-            continue  # the learner's broken code: it fails on its own
-        except (ValueError, RecursionError, MemoryError):
-            return code  # code the parser cannot take apart: give it the whole setup
+        parsed = parse_python(answer)
+        if parsed is None:
+            return code  # the learner's broken code fails on its own; give it the whole setup
+        needed |= _used_names(parsed)
     kept: set[int] = set()
     changed = True
     while changed:   # a kept statement's own names are needed too
@@ -110,6 +114,61 @@ def setup_for_answers(setup: str, answers: list[str]) -> str:
                 needed |= _used_names(node)
                 changed = True
     return "\n".join(ast.get_source_segment(code, node) for i, node in enumerate(tree.body) if i in kept)
+
+
+MAX_STREAM_CHARS = 64 * 2**10      # of what one test cell printed
+MAX_ERROR_CHARS = 2_000             # of a failed test's message
+MAX_TRACEBACK_CHARS = 16 * 2**10
+MAX_WARNINGS = 20
+
+
+def cell_name(index: int) -> str:
+    return f"<test cell {index}>"
+
+
+def capped(text: str, limit: int = MAX_STREAM_CHARS) -> str:
+    """At most ``limit`` characters: a test's message or output cannot carry a submission's bulk."""
+    if len(text) <= limit:
+        return text
+    return text[: limit // 2] + f"\n... {len(text) - limit} characters cut by the grader ...\n" + text[-limit // 2:]
+
+
+@dataclass
+class TestRun:
+    """What one run of a test cell printed, and the exception it ended with (None: it passed)."""
+    stdout: str
+    stderr: str
+    failure: BaseException | None
+
+    def error_output(self, evalue: str):
+        lines = traceback.format_exception(type(self.failure), self.failure, self.failure.__traceback__)
+        return nbformat.v4.new_output("error", ename=type(self.failure).__name__,
+                                      evalue=capped(evalue, MAX_ERROR_CHARS),
+                                      traceback=capped("".join(lines), MAX_TRACEBACK_CHARS).splitlines())
+
+    def outputs(self, full: "TestRun", source: str, index: int, visible_numbers: set[str]) -> list:
+        """The cell's outputs: this visible run's, scored as the ``full`` run of the cell went (see ``hidden``).
+
+        A hidden check's failure says only what ``hidden.hidden_failure_message`` allows; a visible test that
+        passed when run alone and failed in the full run says so without its message, which could carry what
+        the learner's code saw in the hidden checks run before it."""
+        outputs = [nbformat.v4.new_output("stream", name=name, text=text)
+                   for name, text in (("stdout", self.stdout), ("stderr", self.stderr)) if text]
+        if full.failure is None:
+            return outputs
+        if full is self:
+            return outputs + [self.error_output(str(self.failure))]
+        line = failing_line(full.failure, cell_name(index), hidden_lines(source))
+        if line is None and self.failure is not None:   # failed in the visible part, both times
+            return outputs + [self.error_output(str(self.failure))]
+        if line is None:
+            message = ("a visible test failed when the tests ran again after the hidden ones (does your code "
+                       "keep state between calls?)")
+        elif isinstance(full.failure, CellTimeoutError):
+            message = f"a hidden test failed: {full.failure}"
+        else:
+            message = hidden_failure_message(full.failure, source, line, visible_numbers, PLAIN_ERRORS)
+        return outputs + [full.error_output(message)]
 
 
 class LearnerFunction:
@@ -151,19 +210,19 @@ class TrustedTests:
             exec(self._compile(code, f"<setup cell {index}>"), self.namespace)
         self.bind_learner_functions()   # a setup cell must not shadow them
 
-    def run_test(self, source: str, index: int) -> list:
-        """Run a test cell here; its outputs as nbformat outputs. KernelLost when the kernel is gone."""
+    def run_test(self, source: str, index: int) -> TestRun:
+        """Run a test cell here: what it printed and how it failed. KernelLost when the kernel is gone."""
         out, err = io.StringIO(), io.StringIO()
         self.deadline = time.monotonic() + self.cell_timeout
-        outputs, failure = [], None
+        failure = None
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
                     warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    exec(self._compile(source, f"<test cell {index}>"), self.namespace)
+                    exec(self._compile(source, cell_name(index)), self.namespace)
                 finally:
-                    for warning in caught:
+                    for warning in caught[:MAX_WARNINGS]:
                         err.write(warnings.formatwarning(warning.message, warning.category, warning.filename,
                                                          warning.lineno))
         except KernelLost:
@@ -172,14 +231,7 @@ class TrustedTests:
             failure = error
         finally:
             self.end_serving()
-        for name, stream in (("stdout", out), ("stderr", err)):
-            if stream.getvalue():
-                outputs.append(nbformat.v4.new_output("stream", name=name, text=stream.getvalue()))
-        if failure is not None:
-            lines = traceback.format_exception(type(failure), failure, failure.__traceback__)
-            outputs.append(nbformat.v4.new_output("error", ename=type(failure).__name__, evalue=str(failure),
-                                                  traceback=[line.rstrip("\n") for line in lines]))
-        return outputs
+        return TestRun(capped(out.getvalue()), capped(err.getvalue()), failure)
 
     @staticmethod
     def _compile(source: str, name: str):
@@ -288,32 +340,43 @@ class SandboxedExecute(NbGraderPreprocessor):
         kernel = LearnerKernel(layout, limits, sandboxed=job["sandboxed"], log_path=Path(job["kernel_log"]))
         tests = TrustedTests(kernel, job["functions"], job["cell_timeout"])
         answers = [cell.source for cell in nb.cells if is_answer_cell(cell)]
+        running = Path(job["running_file"])
         index = -1
         try:
             kernel.start()
             Path(job["limits_file"]).write_text(json.dumps({"memory": kernel.memory_limit}))
-            count = 0
+            # 1. The setup and every answer, in order, before any test calls the learner's code.
             for index, cell in enumerate(nb.cells):
-                if cell.cell_type != "code":
-                    continue
-                Path(job["running_file"]).write_text(str(index))
-                if is_test_cell(cell):
-                    count += 1
-                    cell.outputs, cell.execution_count = tests.run_test(cell.source, index), count
-                elif is_answer_cell(cell):
-                    count += 1
-                    outputs = kernel.run_cell(cell.source, job["cell_timeout"]).outputs
-                    cell.outputs, cell.execution_count = outputs, count
+                running.write_text(str(index))
+                if is_answer_cell(cell):
+                    cell.outputs = kernel.run_cell(cell.source, job["cell_timeout"]).outputs
                 elif is_setup_cell(cell):
-                    count += 1
                     source = setup_for_answers(cell.source, answers)
-                    cell.outputs, cell.execution_count = kernel.run_cell(source, job["cell_timeout"]).outputs, count
+                    cell.outputs = kernel.run_cell(source, job["cell_timeout"]).outputs
                     tests.run_setup(cell.source, index)
                 else:
-                    cell.outputs, cell.execution_count = [], None
+                    cell.outputs = []
+            # 2. Every test cell as the learner's notebook shows it (no hidden check has run yet), then
+            #    3. the cells with hidden tests in full: they decide the score (module ``hidden``).
+            visible_numbers = numbers_in("\n".join(visible_form(c.source) for c in nb.cells if not is_answer_cell(c)))
+            test_cells = [(i, c) for i, c in enumerate(nb.cells) if is_test_cell(c)]
+            shown = {}
+            for index, cell in test_cells:
+                running.write_text(str(index))
+                shown[index] = tests.run_test(visible_form(cell.source), index)
+            for index, cell in test_cells:
+                running.write_text(str(index))
+                full = tests.run_test(cell.source, index) if has_hidden_tests(cell.source) else shown[index]
+                cell.outputs = shown[index].outputs(full, cell.source, index, visible_numbers)
         except KernelLost as lost:  # nbgrader reports a plain Exception as a failed autograde
             Path(job["abort_file"]).write_text(json.dumps({"status": lost.status, "message": str(lost), "cell": index}))
             raise RuntimeError(f"grading stopped in cell {index}: {lost}") from None
         finally:
             kernel.stop()
+        count = 0
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                ran = is_answer_cell(cell) or is_test_cell(cell) or is_setup_cell(cell)
+                count += ran
+                cell.execution_count = count if ran else None
         return nb, resources

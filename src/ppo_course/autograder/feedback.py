@@ -19,6 +19,7 @@ from .course import Course
 from .paths import CourseError
 from .release import grading_config
 
+MAX_PAGE_CHARS = 8 * 2**20   # a feedback page's bound (see the instructor guide): no submission makes one larger
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
 
@@ -74,26 +75,51 @@ def failure_page(record: dict) -> str:
             "<p>Fix this and hand it in again, or ask your instructor.</p></body></html>")
 
 
+def scores_only_page(record: dict) -> str:
+    """The page a student gets when the full page cannot be made safely: the scores, nothing else."""
+    title = f"{record['lesson']}: your scores"
+    rows = "".join(f"<tr><td>{html.escape(str(test))}</td><td>{'' if score is None else f'{score:g}'}</td></tr>"
+                   for test, score in record.get("scores", {}).items())
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
+            f"<body><h1>{html.escape(title)}</h1><p>Score: {record.get('total', 0):g} / {record['max']:g}</p>"
+            f"<table><tr><th>test</th><th>points</th></tr>{rows}</table>"
+            "<p>The detailed page could not be made; ask your instructor for it.</p></body></html>")
+
+
 def feedback_one(course_root: str, student: str, lesson: str) -> tuple[str, str]:
-    """Write feedback/<student>/<lesson>/<lesson>.html; returns (student, status or error message)."""
+    """Write feedback/<student>/<lesson>/<lesson>.html; returns (student, outcome): the status, or
+    "fallback: why" when only the scores page could be written."""
     course = Course(Path(course_root))
     record = json.loads(course.result_path(student, lesson).read_text())
     graded_dir = course.result_path(student, lesson).parent
     notebooks = sorted(graded_dir.glob("*.ipynb"))
+    outcome = record["status"]
     if record.get("scores") and notebooks:
-        page = render(graded_dir, student, lesson, notebooks[0].name)
-        seen = normal(visible_text(page))
-        leaked = [line for line in hidden_lines(notebooks[0]) if normal(line) in seen]
-        if leaked or "HIDDEN TESTS" in seen:
-            raise CourseError(f"feedback for {student} would show hidden tests ({leaked[:1]}); not written")
-        if record["status"] != "graded":  # an answer was dropped after it killed or hung the kernel
-            page = with_banner(page, f"Your answer to {record['message']} It was graded as 0; the rest as usual.")
+        try:
+            page = checked_page(graded_dir, student, lesson, notebooks[0])
+        except Exception as error:  # noqa: BLE001 - this student still gets their scores
+            page, outcome = scores_only_page(record), f"fallback: {type(error).__name__}: {error}"
+        else:
+            if record["status"] != "graded":  # an answer was dropped after it killed or hung the kernel
+                page = with_banner(page, f"Your answer to {record['message']} It was graded as 0; the rest as usual.")
     else:
         page = failure_page(record)
     out = course.feedback / student / lesson / f"{lesson}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page)
-    return student, record["status"]
+    return student, outcome
+
+
+def checked_page(graded_dir: Path, student: str, lesson: str, notebook: Path) -> str:
+    """nbgrader's page for the graded notebook, refused (CourseError) if any hidden test's text shows on it."""
+    page = render(graded_dir, student, lesson, notebook.name)
+    if len(page) > MAX_PAGE_CHARS:
+        raise CourseError(f"the page would be {len(page) / 2**20:.1f} MB, over the {MAX_PAGE_CHARS / 2**20:g} MB bound")
+    seen = normal(visible_text(page))
+    leaked = [line for line in hidden_lines(notebook) if normal(line) in seen]
+    if leaked or "HIDDEN TESTS" in seen:
+        raise CourseError("the page would show hidden test code")
+    return page
 
 
 def with_banner(page: str, message: str) -> str:

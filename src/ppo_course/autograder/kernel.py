@@ -32,7 +32,8 @@ from .sandbox import SANDBOX_RUN, KernelLayout, SandboxLimits, bwrap_argv, launc
 
 SAFE_MIME = ("text/plain", "image/png", "image/jpeg")   # no HTML or JavaScript from student code in feedback
 INTERRUPT_GRACE = 5.0
-MAX_OUTPUT_CHARS = 2_000_000   # of one cell's outputs kept: a cell that prints without end fills no memory
+MAX_OUTPUT_CHARS = 256 * 2**10          # of one cell's outputs kept: a cell that prints without end fills no memory
+MAX_NOTEBOOK_OUTPUT_CHARS = 2**20       # of all cells' outputs: what one submission can add to its graded notebook
 PORTS = dict(shell_port=1, iopub_port=2, stdin_port=3, control_port=4, hb_port=5)
 
 
@@ -59,6 +60,7 @@ class LearnerKernel:
     cgroups: Cgroups | None = None
     listener: socket.socket | None = None
     finished: set[str] = field(default_factory=set)   # requests whose 'idle' status has been read
+    output_left: int = MAX_NOTEBOOK_OUTPUT_CHARS       # what later cells may still keep of their outputs
 
     # ------------------------------------------------------------ lifecycle
 
@@ -218,7 +220,7 @@ class LearnerKernel:
         """Gather a request's outputs until the kernel is idle; interrupt at ``timeout``; KernelLost if it never is."""
         run = CellRun([])
         deadline, interrupted = time.monotonic() + timeout, False
-        kept = 0
+        kept, budget = 0, min(MAX_OUTPUT_CHARS, self.output_left)
         while msg_id not in self.finished:
             self.check_alive()
             if time.monotonic() > deadline:   # checked on every message: a cell that prints forever ends too
@@ -233,12 +235,15 @@ class LearnerKernel:
                 continue
             if self._note_idle(message) or message["parent_header"].get("msg_id") != msg_id:
                 continue
-            if keep_outputs and kept < MAX_OUTPUT_CHARS:
-                kept += len(json.dumps(message["content"]))
-                _add_output(run.outputs, message)
-                if kept >= MAX_OUTPUT_CHARS:
+            if keep_outputs and kept < budget:
+                size = len(json.dumps(message["content"]))
+                kept += size
+                if kept <= budget:
+                    _add_output(run.outputs, message)
+                else:
                     run.outputs.append(nbformat.v4.new_output("stream", name="stdout",
                                                               text="\n... output truncated by the grader ...\n"))
+        self.output_left = max(0, self.output_left - kept)
         if run.timed_out:
             run.outputs.append(nbformat.v4.new_output(
                 "error", ename="CellTimeoutError", evalue=f"stopped after {timeout:.0f} s",

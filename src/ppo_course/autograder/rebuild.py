@@ -28,9 +28,20 @@ from dataclasses import dataclass, field
 
 import nbformat
 
-from .contract import Contract, EndsWithStatus, Exercise, as_code, defined_names, grade_id, is_test_cell, nbgrader_meta
+from .contract import (
+    Contract,
+    EndsWithStatus,
+    Exercise,
+    as_code,
+    defined_names,
+    grade_id,
+    is_test_cell,
+    nbgrader_meta,
+    parse_python,
+)
 
 MAX_SUBMISSION_BYTES = 100 * 2**20   # a notebook with its outputs is a few MB at most
+MAX_ANSWER_CHARS = 64 * 2**10        # one answer, with the helpers carried into it (a real one is a few KB)
 
 
 class SubmissionError(EndsWithStatus, Exception):
@@ -52,7 +63,7 @@ class Rebuilt:
 
 
 def read_submission(data: bytes) -> list[dict]:
-    """The cells of a submitted file, or SubmissionError('unreadable', why) when there are none."""
+    """The cells of a submitted file, or SubmissionError('unreadable', why) however it fails to be a notebook."""
     if len(data) > MAX_SUBMISSION_BYTES:
         raise SubmissionError("unreadable", f"the file is {len(data) / 2**20:.0f} MB; a lesson's notebook is far "
                                             f"smaller (limit {MAX_SUBMISSION_BYTES // 2**20} MB)")
@@ -65,21 +76,40 @@ def read_submission(data: bytes) -> list[dict]:
     except json.JSONDecodeError as error:
         raise SubmissionError("unreadable", f"not a notebook: broken JSON (line {error.lineno}: {error.msg}); "
                                             "truncated upload?") from None
+    except RecursionError:
+        raise SubmissionError("unreadable", "not a notebook: JSON nested too deeply to read") from None
+    except (ValueError, MemoryError) as error:
+        raise SubmissionError("unreadable", f"not a notebook: JSON that cannot be read ({type(error).__name__})") \
+            from None
     cells = nb.get("cells") if isinstance(nb, dict) else None
     if cells is None and isinstance(nb, dict) and isinstance(nb.get("worksheets"), list):  # nbformat 3
-        cells = [c for sheet in nb["worksheets"] for c in sheet.get("cells", [])]
-        for cell in cells:
-            cell.setdefault("source", cell.get("input", ""))
+        cells = [c for sheet in nb["worksheets"] if isinstance(sheet, dict)
+                 for c in (sheet.get("cells") if isinstance(sheet.get("cells"), list) else [])]
+        cells = [dict(c, source=c.get("source", c.get("input", ""))) for c in cells if isinstance(c, dict)]
     if not isinstance(cells, list):
         raise SubmissionError("unreadable", "not a notebook: JSON without cells")
-    return [c for c in cells if isinstance(c, dict)]
+    return [plain_cell(c) for c in cells if isinstance(c, dict)]
+
+
+def plain_cell(cell: dict) -> dict:
+    """A submitted cell reduced to what grading reads, each field of the type it must have (a hostile file
+    can put anything, at any depth, anywhere)."""
+    source = cell.get("source", "")
+    if isinstance(source, list):
+        source = "".join(s for s in source if isinstance(s, str))
+    metadata = cell.get("metadata")
+    nbgrader = metadata.get("nbgrader") if isinstance(metadata, dict) else None
+    grading = ({k: v for k, v in nbgrader.items() if isinstance(v, (str, bool, int, float))}
+               if isinstance(nbgrader, dict) else {})
+    kind = cell.get("cell_type")
+    return {"cell_type": kind if isinstance(kind, str) else "raw", "source": source if isinstance(source, str) else "",
+            "metadata": {"nbgrader": grading} if grading else {}}
 
 
 def is_stub(source: str, functions: tuple[str, ...]) -> bool:
     """True when every contract function the cell defines only raises NotImplementedError."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parse_python(source)
+    if tree is None:
         return False  # the learner's own (broken) attempt: grade it, the error is their feedback
     defs = [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name in functions]
     return bool(defs) and all(_only_raises_not_implemented(d.body) for d in defs)
@@ -115,9 +145,8 @@ def find_answer(cells: list[dict], exercise: Exercise) -> Answer | None:
 
 def _definitions(source: str) -> list[tuple[set[str], ast.stmt]]:
     """Top-level defs, classes and imports of a cell, each with the names it binds."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    tree = parse_python(source)
+    if tree is None:
         return []
     found = []
     for node in tree.body:
@@ -147,10 +176,10 @@ def carry_helpers(answer: Answer, cells: list[dict], released: nbformat.Notebook
             continue
         helpers += [(names, ast.get_source_segment(source, node)) for names, node in _definitions(source)
                     if not names & contract_functions]
-    try:
-        needed = _names_used(ast.parse(answer.source))
-    except (SyntaxError, ValueError):
+    tree = parse_python(answer.source)
+    if tree is None:
         return answer, []
+    needed = _names_used(tree)
     chosen: list[int] = []
     changed = True
     while changed:  # a helper may use another helper
@@ -158,7 +187,7 @@ def carry_helpers(answer: Answer, cells: list[dict], released: nbformat.Notebook
         for i, (names, segment) in enumerate(helpers):
             if i not in chosen and names & needed:
                 chosen.append(i)
-                needed |= _names_used(ast.parse(segment))
+                needed |= _names_used(parse_python(segment) or ast.Module(body=[], type_ignores=[]))
                 changed = True
     if not chosen:
         return answer, []
@@ -205,6 +234,10 @@ def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) ->
             notes.append(f"no answer to {exercise.answer_id}")
             continue
         answer, carried = carry_helpers(answer, cells, released, contract_functions)
+        if len(answer.source) > MAX_ANSWER_CHARS:
+            notes.append(f"{exercise.answer_id}: the answer is {len(answer.source) // 1024} KB of code, more than "
+                         f"the {MAX_ANSWER_CHARS // 1024} KB an answer may be: not graded")
+            continue
         if carried:
             notes.append(f"{exercise.answer_id}: uses {', '.join(carried)} "
                          "from the learner's other cells (carried along)")
