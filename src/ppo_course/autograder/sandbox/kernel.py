@@ -26,9 +26,19 @@ import nbformat
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
+from ..errors import EndsWithStatus
+from .bubblewrap import (
+    BRIDGE_DIR,
+    BRIDGE_PACKAGE,
+    SANDBOX_RUN,
+    KernelLayout,
+    SandboxLimits,
+    bwrap_argv,
+    launch_command,
+    rlimits,
+    sandbox_env,
+)
 from .cgroups import Cgroups
-from .contract import EndsWithStatus
-from .sandbox import SANDBOX_RUN, KernelLayout, SandboxLimits, bwrap_argv, launch_command, sandbox_env
 
 SAFE_MIME = ("text/plain", "image/png", "image/jpeg")   # no HTML or JavaScript from student code in feedback
 INTERRUPT_GRACE = 5.0
@@ -136,17 +146,18 @@ class LearnerKernel:
         """--no-sandbox: the same kernel, its environment cleared and its limits set, but no isolation."""
         import resource
 
-        from .sandbox import rlimits
-
         limits = rlimits(self.limits, address_space=True)
         names = {"cpu": resource.RLIMIT_CPU, "fsize": resource.RLIMIT_FSIZE, "core": resource.RLIMIT_CORE,
                  "nofile": resource.RLIMIT_NOFILE, "as": resource.RLIMIT_AS}
-        workdir = self.layout.run_dir / "home" / self.layout.lesson
+        workdir = self.layout.run_dir / "home" / self.layout.assignment
         workdir.mkdir(parents=True, exist_ok=True)
         for path in self.layout.data_files:
             (workdir / path.name).write_bytes(path.read_bytes())
+        lib = self.layout.run_dir / "lib"   # the bridge, importable as in the sandbox
+        lib.mkdir(exist_ok=True)
+        (lib / BRIDGE_PACKAGE).symlink_to(BRIDGE_DIR, target_is_directory=True)
         env = sandbox_env(self.layout) | {"HOME": str(workdir.parent), "TMPDIR": str(workdir.parent),
-                                          "MPLCONFIGDIR": str(workdir.parent / ".matplotlib")}
+                                          "MPLCONFIGDIR": str(workdir.parent / ".matplotlib"), "PYTHONPATH": str(lib)}
 
         def limit():
             for name, value in limits.items():

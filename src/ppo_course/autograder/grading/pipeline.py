@@ -1,18 +1,19 @@
-"""Generate the student notebooks (lessons/) from the nbgrader source notebooks (solutions/).
+"""The nbgrader pipelines the grader runs: how an assignment is released, graded and given feedback.
 
-nbgrader's generate_assignment does the work (solutions replaced by stubs, hidden tests removed,
-cells locked, checksums computed); it runs in a throwaway course directory so that the repository
-never holds a gradebook and a failed run never leaves lessons/ half written.
+nbgrader does the work (generate_assignment: solutions replaced by stubs, hidden tests removed, cells
+locked, checksums computed; autograde; generate_feedback), in throwaway course directories, with the
+steps this package adds or replaces (``preprocessors``, and ``execute.SandboxedExecute`` in place of
+nbgrader's Execute). Every module of this package is part of the release bundle's cache key
+(``bundle.release_digest``), so a change here is a new release.
 """
 from __future__ import annotations
 
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-from .paths import LESSONS_DIR, SOLUTIONS_DIR, CourseError, resolve_lessons
+from ..errors import CourseError
 
 
 def ensure_tools_on_path() -> None:
@@ -84,7 +85,7 @@ def grading_config(course_root: Path, db_path: Path | None = None, cell_timeout:
 def release_in_course(lesson: str, source: Path, course_root: Path) -> Path:
     """Run nbgrader's generate_assignment on ``source/lesson`` inside the course ``course_root``.
 
-    Returns the folder of the released lesson (``course_root/release/lesson``).
+    Returns the folder of the released assignment (``course_root/release/lesson``).
     """
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
@@ -97,25 +98,3 @@ def release_in_course(lesson: str, source: Path, course_root: Path) -> Path:
     if not result["success"]:
         raise CourseError(f"nbgrader could not release {lesson}: {result.get('error') or result.get('log')}")
     return course_root / "release" / lesson
-
-
-def generate_lesson(lesson: str, source: Path, dest: Path) -> None:
-    """Release one lesson: ``source/lesson`` -> ``dest/lesson`` (replaced as a whole)."""
-    with tempfile.TemporaryDirectory(prefix="ppo-release-") as tmp:
-        released = release_in_course(lesson, source, Path(tmp))
-        staged = dest / f".{lesson}.new"
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.copytree(released, staged)
-        shutil.rmtree(dest / lesson, ignore_errors=True)
-        staged.rename(dest / lesson)
-
-
-def release(lessons: list[str] | None = None, source: Path = SOLUTIONS_DIR, dest: Path = LESSONS_DIR) -> list[str]:
-    """Release the chosen lessons (all by default); returns their names."""
-    if not source.is_dir():
-        raise CourseError(f"no source folder at {source}")
-    chosen = resolve_lessons(lessons, source)
-    dest.mkdir(parents=True, exist_ok=True)
-    for lesson in chosen:
-        generate_lesson(lesson, source, dest)
-    return chosen

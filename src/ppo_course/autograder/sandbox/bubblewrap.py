@@ -3,7 +3,8 @@
 Inside, student code sees only:
   * the Python runtime and its installed packages, read-only (``sys.base_prefix``, ``sys.prefix``,
     ``/usr``), and a few harmless files of ``/etc`` (the dynamic linker's cache, time zone);
-  * the course package with the graded lesson's references stubbed out (``student_package``);
+  * the course's reference package, if it has one, with the graded assignment's references stubbed out
+    (``package``), and the grader's bridge (``BRIDGE_MOUNT``), which the kernel serves calls with;
   * its home, ``/home/student`` (a tmpfs capped at the scratch size), holding the released lesson's
     data files read-only, and a small private ``/tmp``;
   * ``/run/grader``, a 4 MB tmpfs of its own holding the kernel's connection file and IPC sockets, which
@@ -29,13 +30,16 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import CourseError
 from .cgroups import Cgroups
-from .paths import CourseError
 
 LAUNCHER = Path(__file__).with_name("launch.py")
 SANDBOX_HOME = "/home/student"
 SANDBOX_RUN = "/run/grader"
 SANDBOX_UID = 1000
+BRIDGE_DIR = Path(__file__).resolve().parents[1] / "bridge"
+BRIDGE_MOUNT = "/opt/autograder"          # the kernel imports the bridge from here as ``autograder_bridge``
+BRIDGE_PACKAGE = "autograder_bridge"
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf", "fonts")
 PASSED_THROUGH = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "LANG", "TZ")   # safe, and some BLAS builds need them
 NO_SANDBOX_HINT = "or pass --no-sandbox to grade without isolation (only for submissions you trust)"
@@ -56,16 +60,16 @@ class SandboxLimits:
 
 @dataclass
 class KernelLayout:
-    """What one sandboxed kernel is given: the stripped package, the lesson's data files, its IPC folder."""
-    package_dir: Path              # the student copy of ppo_course (mounted over the real one)
+    """What one sandboxed kernel is given: the course's package (stubbed), the data files, its IPC folder."""
     data_files: list[Path]
-    lesson: str
+    assignment: str
     run_dir: Path                  # the grader's folder for this kernel (launch spec; sockets with --no-sandbox)
     env: dict[str, str] = field(default_factory=dict)
+    packages: list[tuple[Path, Path]] = field(default_factory=list)   # (stubbed copy, mounted over this path)
 
     @property
     def workdir(self) -> str:
-        return f"{SANDBOX_HOME}/{self.lesson}"
+        return f"{SANDBOX_HOME}/{self.assignment}"
 
 
 def _runtime_mounts() -> list[str]:
@@ -90,8 +94,6 @@ def bwrap_argv(layout: KernelLayout, limits: SandboxLimits, command: list[str], 
                connection_fd: int = -1, info_fd: int = -1) -> list[str]:
     """bubblewrap's command line; ``connection_fd`` is copied to SANDBOX_RUN/kernel.json, and bwrap writes
     the sandbox's pid to ``info_fd`` (where the grader finds its sockets: /proc/<pid>/root/run/grader)."""
-    from .student_package import PACKAGE_DIR
-
     bwrap = shutil.which("bwrap") or "bwrap"
     args = [bwrap, "--unshare-user", "--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
             "--disable-userns", "--die-with-parent", "--new-session",
@@ -105,7 +107,9 @@ def bwrap_argv(layout: KernelLayout, limits: SandboxLimits, command: list[str], 
              "--size", str(limits.scratch_bytes), "--tmpfs", SANDBOX_HOME,
              "--dir", layout.workdir]
     args += _runtime_mounts()
-    args += ["--ro-bind", str(layout.package_dir), str(PACKAGE_DIR)]
+    for copy, target in layout.packages:
+        args += ["--ro-bind", str(copy), str(target)]
+    args += ["--ro-bind", str(BRIDGE_DIR), f"{BRIDGE_MOUNT}/{BRIDGE_PACKAGE}"]
     for path in layout.data_files:
         args += ["--ro-bind", str(path), f"{layout.workdir}/{path.name}"]
     args += ["--size", str(4 * 2**20), "--tmpfs", SANDBOX_RUN]
@@ -127,7 +131,7 @@ def sandbox_env(layout: KernelLayout) -> dict[str, str]:
                MPLBACKEND="Agg", MPLCONFIGDIR=f"{SANDBOX_HOME}/.config/matplotlib",
                PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1", PYTHONUNBUFFERED="1",
                OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-               PYDEVD_DISABLE_FILE_VALIDATION="1")
+               PYDEVD_DISABLE_FILE_VALIDATION="1", PYTHONPATH=BRIDGE_MOUNT)
     env.setdefault("LANG", "C.UTF-8")
     env.update(layout.env)
     return env
@@ -160,8 +164,7 @@ def probe() -> str | None:
     with tempfile.TemporaryDirectory(prefix="ppo-probe-") as tmp:
         root = Path(tmp)
         (root / "run").mkdir()
-        (root / "pkg").mkdir()
-        layout = KernelLayout(root / "pkg", [], "probe", root / "run")
+        layout = KernelLayout([], "probe", root / "run")
         limits = SandboxLimits(memory_bytes=2**30, cpu_seconds=10)
         argv = bwrap_argv(layout, limits, [sys.executable, "-I", "-S", "-c", "pass"], privileged=os.geteuid() == 0)
         command = launch_command(root / "spec.json", argv, limits, None)

@@ -17,7 +17,7 @@ names, contents, links and folders):
   in a student's lesson folder, each file at most ``MAX_FILE_BYTES``. What is over a limit is skipped
   with a note, and the rest of the class is collected as usual.
 * **Logged as it goes**: each stored or skipped file is a row of DIR/collected.csv (written through
-  ``safe_text.write_csv``: no cell is a spreadsheet formula) the moment it is decided, so a run stopped
+  ``text.write_csv``: no cell is a spreadsheet formula) the moment it is decided, so a run stopped
   at any point leaves a true log, and running it again continues (identical files are recognised).
 
 Files are copied byte for byte with their timestamps and never overwritten: a different file under
@@ -39,9 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .course import Course, safe_id
-from .paths import CourseError
-from .safe_text import printable, write_csv
+from ..errors import CourseError
+from ..text import printable, read_csv, write_csv
+from .folder import Course, safe_id
 
 CANVAS = r"^(?P<name>[^_/]+)_(?:LATE_)?(?P<student>\d+)_\d+_(?P<file>[^/]+)$"
 MOODLE_FOLDER = r"^(?P<name>[^/]+?)_(?P<student>\d+)_assignsubmission_file_/(?P<file>.+)$"
@@ -375,8 +375,7 @@ def collect_entries(course: Course, source: Path, lesson: str, layout: Layout | 
 def log_rows(course: Course) -> list[dict]:
     if not course.collected_log.exists():
         return []
-    with open(course.collected_log, newline="", encoding="utf-8", errors="replace") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("outcome", "stored") == "stored"]
+    return [row for row in read_csv(course.collected_log) if row.get("outcome", "stored") == "stored"]
 
 
 def student_names(course: Course) -> dict[str, str]:

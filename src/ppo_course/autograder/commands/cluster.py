@@ -1,13 +1,13 @@
 """Grading on a Dask cluster: ``grade --dask ADDRESS`` (or ``local:N``, or DASK_SCHEDULER_ADDRESS).
 
-Each submission is one Dask task running ``grade.grade_one`` on a worker: the same function, and so
+Each submission is one Dask task running ``grading.grade.grade_one`` on a worker: the same function, and so
 the same sandbox and the same results, as ``--jobs N`` here. The client (this process) keeps the
 course folder: it reads the submissions, sends each one's bytes with its task, and writes what comes
-back (``grade.keep``, one rename per submission). Workers share no filesystem with it.
+back (``client.keep``, one rename per submission). Workers share no filesystem with it.
 
   * The release bundle of a lesson is one task of its own whose result (the bundle) every grading
     task of that lesson depends on: each worker fetches it once, from the scheduler's copy of the
-    task or from a peer, and unpacks it once (``bundle.KITS``). If the workers that hold it die, the
+    task or from a peer, and unpacks it once (``grading.bundle.KITS``). If the workers that hold it die, the
     scheduler makes it again from the task, where scattered data would be lost.
   * A worker that dies mid-task (killed, out of memory, its machine gone) costs that submission a
     new attempt on another worker; the scheduler, not us, keeps each task's result exactly once,
@@ -26,9 +26,11 @@ import sys
 import uuid
 from pathlib import Path
 
-from .bundle import LessonBundle
-from .grade import Graded, Limits, Task, error_record, finished, grade_one, new_record
-from .paths import CourseError
+from ..errors import CourseError
+from ..grading.bundle import Bundle
+from ..grading.grade import Graded, error_record, finished, grade_one, new_record
+from ..grading.job import Limits
+from .task import Task
 
 INSTALL_HINT = "pip install 'ppo-course[cluster]' (Dask's distributed scheduler)"
 LOCAL_CONFIG = {
@@ -80,14 +82,14 @@ def package_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def worker_report(sandbox: bool) -> dict:
+def worker_report(sandbox: bool, modules: tuple[str, ...] = ()) -> dict:
     """Run on each worker before grading: can it grade? Starts its forkserver (nbgrader, torch) meanwhile."""
-    from .sandbox import probe
-    from .supervise import worker_context
+    from ..grading.supervise import worker_context
+    from ..sandbox.bubblewrap import probe
 
     problem = probe() if sandbox else None
     if problem is None:
-        worker_context()
+        worker_context(modules)
     return {"sandbox": problem, "course": package_digest(), "python": sys.version.split()[0]}
 
 
@@ -95,12 +97,12 @@ class WorkerUnfit(RuntimeError):
     """This worker cannot grade (no sandbox here): the task fails, and the scheduler tries another worker."""
 
 
-def grade_on_worker(bundle: LessonBundle, submission, limits: Limits) -> Graded:
+def grade_on_worker(bundle: Bundle, submission, limits: Limits) -> Graded:
     """The task: ``grade_one`` on a Dask worker, its log saying which worker graded it."""
     from distributed import get_worker
 
-    from .cgroups import Cgroups
-    from .sandbox import probe
+    from ..sandbox.bubblewrap import probe
+    from ..sandbox.cgroups import Cgroups
 
     address = get_worker().address
     Cgroups.remove_orphans()   # what a worker killed here earlier left behind
@@ -112,16 +114,16 @@ def grade_on_worker(bundle: LessonBundle, submission, limits: Limits) -> Graded:
     return graded
 
 
-def bundle_of(bundle: LessonBundle) -> LessonBundle:
+def bundle_of(bundle: Bundle) -> Bundle:
     return bundle
 
 
 class DaskRunner:
     """A connection to a Dask scheduler (and the LocalCluster behind ``local:N``), and the grading loop."""
 
-    def __init__(self, address: str, limits: Limits):
+    def __init__(self, address: str, limits: Limits, modules: tuple[str, ...] = ()):
         require_distributed()
-        self.requested, self.limits = address, limits
+        self.requested, self.limits, self.modules = address, limits, modules
         self.local = parse_local(address)
         self.cluster = self.client = None
 
@@ -157,7 +159,7 @@ class DaskRunner:
 
     def check_workers(self) -> None:
         """Stop with one line when a worker cannot grade like this machine (no sandbox, other code)."""
-        reports = self.client.run(worker_report, self.limits.sandbox)
+        reports = self.client.run(worker_report, self.limits.sandbox, self.modules)
         ours = package_digest()
         for worker, report in sorted(reports.items()):
             if report["sandbox"]:
@@ -182,29 +184,29 @@ class DaskRunner:
 
     # ------------------------------------------------------------ grading
 
-    def __call__(self, tasks: list[Task], bundles: dict[str, LessonBundle], limits: Limits, done) -> None:
+    def __call__(self, tasks: list[Task], bundles: dict[str, Bundle], limits: Limits, done) -> None:
         from distributed import as_completed
 
         run = uuid.uuid4().hex[:8]   # keys unique to this run: a scheduler shared with another run keeps them apart
         shipped = {lesson: self.client.submit(bundle_of, bundle, key=f"bundle-{lesson}-{run}", pure=False)
-                   for lesson, bundle in bundles.items() if any(t.lesson == lesson for t in tasks)}
+                   for lesson, bundle in bundles.items() if any(t.assignment == lesson for t in tasks)}
         futures = {}
         for task in tasks:
-            key = f"grade-{task.lesson}-{task.submission.student}-{run}"
-            futures[self.client.submit(grade_on_worker, shipped[task.lesson], task.submission, limits, key=key,
+            key = f"grade-{task.assignment}-{task.submission.student}-{run}"
+            futures[self.client.submit(grade_on_worker, shipped[task.assignment], task.submission, limits, key=key,
                                        retries=TASK_RETRIES, pure=False)] = task
         finished_count = 0
         try:
             for future in as_completed(futures, loop=self.client.loop):
                 task = futures.pop(future)
-                done(task, self.outcome(future, task, bundles[task.lesson], limits, finished_count, len(tasks)))
+                done(task, self.outcome(future, task, bundles[task.assignment], limits, finished_count, len(tasks)))
                 finished_count += 1
                 future.release()
         except KeyboardInterrupt:
             self.client.cancel(list(futures), force=True)
             raise
 
-    def outcome(self, future, task: Task, bundle: LessonBundle, limits: Limits, count: int, total: int) -> Graded:
+    def outcome(self, future, task: Task, bundle: Bundle, limits: Limits, count: int, total: int) -> Graded:
         from distributed import KilledWorker
 
         try:

@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 import nbformat
 
+from ..errors import EndsWithStatus
 from .contract import (
-    Contract,
-    EndsWithStatus,
     Exercise,
+    NotebookContract,
     as_code,
     defined_names,
     grade_id,
@@ -223,8 +223,9 @@ def fill(released: nbformat.NotebookNode, answers: dict[str, str]) -> nbformat.N
     return notebook
 
 
-def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) -> Rebuilt:
-    """The notebook to grade: ``released`` with the answers found in the submitted bytes."""
+def rebuild(data: bytes, released: nbformat.NotebookNode, contract: NotebookContract) -> Rebuilt:
+    """The notebook to grade: ``released`` with the answers found in the submitted bytes (the autograded
+    answers, and the manually graded ones by their grade_id, for a person to read)."""
     cells = read_submission(data)
     answers, notes = {}, []
     contract_functions = contract.function_names
@@ -244,11 +245,16 @@ def rebuild(data: bytes, released: nbformat.NotebookNode, contract: Contract) ->
         answers[exercise.answer_id] = answer
         if answer.matched_by != "grade_id":
             notes.append(f"{exercise.answer_id}: answer found by {answer.matched_by} (cell {answer.cell_index + 1})")
-    if not answers:
+    if not answers and contract.exercises:
         notes = ["blank: no answer written"]
+    manual = {}
+    for cell in (m for m in contract.manual if m.kind == "answer"):
+        written = [c for c in cells if grade_id(c) == cell.grade_id]
+        if written and len(written[-1]["source"]) <= MAX_ANSWER_CHARS:
+            manual[cell.grade_id] = written[-1]["source"]
     if any(grade_id(c) for c in cells):
         notes.extend(audit_tests(cells, released))
     else:
         notes.append("nbgrader metadata missing (VS Code/Colab?): answers matched by function name, tests restored")
-    notebook = fill(released, {answer_id: answer.source for answer_id, answer in answers.items()})
+    notebook = fill(released, manual | {answer_id: answer.source for answer_id, answer in answers.items()})
     return Rebuilt(notebook, answers, notes)

@@ -1,12 +1,13 @@
-"""The course package as student code sees it while it is graded: the lesson's references removed.
+"""A course's own package as student code sees it while it is graded: the assignment's references removed.
 
-The student runtime ships the reference implementation of every exercise (the widgets and the later
-lessons use them). While a lesson is graded, the sandbox mounts a copy of the package in which each
-top-level function or class named like one of that lesson's exercises keeps its signature but
-raises ``GRADING_STUB_MESSAGE``: an answer that delegates to ``ppo_course.clipping.clipped_surrogate``
-fails, with a message the grader recognises and reports, and the copy holds no source or bytecode of
-the reference to read instead. Everything else (earlier lessons' references, which later lessons
-build on, plotting, the trainer) is unchanged.
+A course may ship the reference implementation of its exercises in a package its notebooks import
+(this repository's ``ppo_course``: the widgets and the later lessons use them); the course names it
+in its ``autograder.toml``. While an assignment is graded, the sandbox mounts a copy of that package in
+which each top-level function or class named like one of the assignment's exercises keeps its
+signature but raises ``GRADING_STUB_MESSAGE``: an answer that delegates to
+``ppo_course.clipping.clipped_surrogate`` fails, with a message the grader recognises and reports, and
+the copy holds no source or bytecode of the reference to read instead. Everything else (earlier
+lessons' references, which later lessons build on) is unchanged.
 """
 from __future__ import annotations
 
@@ -15,9 +16,6 @@ import compileall
 import shutil
 from pathlib import Path
 
-import ppo_course
-
-PACKAGE_DIR = Path(ppo_course.__file__).resolve().parent
 GRADING_STUB_MESSAGE = "is the course's reference, which is not available while your work is graded"
 
 
@@ -30,7 +28,7 @@ def stubbed_source(source: str, names: set[str], module: str) -> tuple[str, list
                         and n.name in names), key=lambda n: n.lineno, reverse=True):
         first, last = node.body[0].lineno - 1, node.end_lineno
         indent = " " * (node.col_offset + 4)
-        message = f"ppo_course.{module}.{node.name} {GRADING_STUB_MESSAGE}: write your own"
+        message = f"{module}.{node.name} {GRADING_STUB_MESSAGE}: write your own"
         body = f"{indent}raise RuntimeError({message!r})\n"
         if isinstance(node, ast.ClassDef):
             body = f"{indent}def __init__(self, *args, **kwargs):\n    {body}"
@@ -43,8 +41,9 @@ def stubbed_source(source: str, names: set[str], module: str) -> tuple[str, list
     return "".join(lines), sorted(found)
 
 
-def build_student_package(names: set[str], dest: Path, package_dir: Path = PACKAGE_DIR) -> list[str]:
-    """Copy the package to ``dest`` with the references named ``names`` stubbed; returns what was stubbed.
+def build_stubbed_package(names: set[str], dest: Path, package_dir: Path, package: str) -> list[str]:
+    """Copy the package ``package`` (at ``package_dir``) to ``dest`` with the references named ``names``
+    stubbed; returns what was stubbed (``package.module.name``).
 
     The copy is compiled (with the real package's path in its code objects), so the read-only
     sandbox imports it as fast as the original.
@@ -52,7 +51,8 @@ def build_student_package(names: set[str], dest: Path, package_dir: Path = PACKA
     shutil.copytree(package_dir, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     stubbed = []
     for path in sorted(dest.rglob("*.py")):
-        module = ".".join(path.relative_to(dest).with_suffix("").parts)
+        parts = path.relative_to(dest).with_suffix("").parts
+        module = ".".join((package, *(parts[:-1] if parts[-1] == "__init__" else parts)))
         source = path.read_text()
         new, found = stubbed_source(source, names, module)
         if found:

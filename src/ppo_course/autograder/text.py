@@ -34,6 +34,18 @@ def spreadsheet_cell(value) -> str:
     return text
 
 
+def from_spreadsheet_cell(text: str) -> str:
+    """A cell as ``spreadsheet_cell`` wrote it, back as the text it was (its protecting quote removed)."""
+    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_STARTS) else text
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV the autograder wrote (``write_csv``), each cell as the text it stands for."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        return [{from_spreadsheet_cell(k or ""): from_spreadsheet_cell(v or "") for k, v in row.items()
+                 if isinstance(v, str)} for row in csv.DictReader(handle)]
+
+
 def write_csv(path: Path, header: list[str], rows: Iterable[list], append: bool = False) -> None:
     """Write (or append) rows, every cell made safe; the header is written when the file is new."""
     new = not append or not path.exists() or path.stat().st_size == 0

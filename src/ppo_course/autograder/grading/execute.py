@@ -34,7 +34,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
-import json
 import linecache
 import select
 import time
@@ -47,29 +46,21 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
-from ..checks import LEARNER_KERNEL
-from .bridge import PLAIN_ERRORS, LearnerError, Peer, PeerGone, PeerTimeout, ProtocolError, send_frame
-from .contract import is_answer_cell, is_test_cell, parse_python
+from ..bridge import LEARNER_KERNEL
+from ..bridge.peer import Peer
+from ..bridge.wire import PLAIN_ERRORS, LearnerError, PeerGone, PeerTimeout, ProtocolError, send_frame
+from ..sandbox.bubblewrap import BRIDGE_PACKAGE, KernelLayout
+from ..sandbox.kernel import INTERRUPT_GRACE, KernelLost, LearnerKernel
+from .contract import is_answer_cell, is_manual_cell, is_setup_cell, is_test_cell, parse_python, python_lines
 from .hidden import failing_line, has_hidden_tests, hidden_failure_message, hidden_lines, numbers_in, visible_form
-from .kernel import INTERRUPT_GRACE, KernelLost, LearnerKernel
-from .sandbox import KernelLayout, SandboxLimits
+from .job import Job, OutcomeFile
 
-SETUP_TAG = "setup"
-SERVE = "__import__('ppo_course.autograder.bridge', fromlist=['serve']).serve({path!r})"
+SERVE = f"__import__('{BRIDGE_PACKAGE}.peer', fromlist=['serve']).serve({{path!r}})"
 
 
 class CellTimeoutError(BaseException):
     """A test's call into the learner's code passed the cell's time limit (not an Exception: a test's
     ``except Exception`` must not turn it into a pass)."""
-
-
-def is_setup_cell(cell) -> bool:
-    return cell.get("cell_type") == "code" and SETUP_TAG in cell.get("metadata", {}).get("tags", [])
-
-
-def python_lines(source: str) -> str:
-    """A setup cell without its IPython magics and shell escapes (the grader runs plain Python)."""
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
 
 
 def _bound_names(node: ast.stmt) -> set[str]:
@@ -141,8 +132,12 @@ class TestRun:
     failure: BaseException | None
 
     def error_output(self, evalue: str):
-        lines = traceback.format_exception(type(self.failure), self.failure, self.failure.__traceback__)
-        return nbformat.v4.new_output("error", ename=type(self.failure).__name__,
+        failure = self.failure
+        if isinstance(failure, KernelTestFailure):   # (its traceback stayed in the kernel)
+            return nbformat.v4.new_output("error", ename=failure.ename, evalue=capped(evalue, MAX_ERROR_CHARS),
+                                          traceback=[f"{failure.ename}: {capped(evalue, MAX_ERROR_CHARS)}"])
+        lines = traceback.format_exception(type(failure), failure, failure.__traceback__)
+        return nbformat.v4.new_output("error", ename=type(failure).__name__,
                                       evalue=capped(evalue, MAX_ERROR_CHARS),
                                       traceback=capped("".join(lines), MAX_TRACEBACK_CHARS).splitlines())
 
@@ -161,7 +156,9 @@ class TestRun:
         line = failing_line(full.failure, cell_name(index), hidden_lines(source))
         if line is None and self.failure is not None:   # failed in the visible part, both times
             return outputs + [self.error_output(str(self.failure))]
-        if line is None:
+        if isinstance(full.failure, KernelTestFailure):   # ran in the kernel: no line to tell which part failed
+            message = "a hidden test failed (this test ran in your notebook's kernel)"
+        elif line is None:
             message = ("a visible test failed when the tests ran again after the hidden ones (does your code "
                        "keep state between calls?)")
         elif isinstance(full.failure, CellTimeoutError):
@@ -195,6 +192,7 @@ class TrustedTests:
         self.serving: str | None = None     # msg_id of the kernel's serve request
         self.broken: str | None = None      # why the connection can no longer be trusted, in this cell
         self.deadline = 0.0
+        self.bind_learner_functions()   # (a course without a setup cell binds them here)
 
     def bind_learner_functions(self) -> None:
         for name in self.functions:
@@ -328,55 +326,83 @@ class TrustedTests:
 
 
 class SandboxedExecute(NbGraderPreprocessor):
-    """Runs the notebook across the learner's kernel and the grader (see the module docstring)."""
+    """Runs a notebook across the learner's kernel and the grader (see the module docstring)."""
 
-    job_file = Unicode("", help="JSON file describing the kernel, the limits and the abort file").tag(config=True)
+    job_file = Unicode("", help="the grading's Job (job.Job.save), which says what to run and where").tag(config=True)
 
     def preprocess(self, nb, resources):
-        job = json.loads(Path(self.job_file).read_text())
-        layout = KernelLayout(Path(job["package_dir"]), [Path(p) for p in job["data_files"]], job["lesson"],
-                              Path(job["run_dir"]), env={"PPO_COURSE_FAST": "1"})
-        limits = SandboxLimits(**job["limits"])
-        kernel = LearnerKernel(layout, limits, sandboxed=job["sandboxed"], log_path=Path(job["kernel_log"]))
-        tests = TrustedTests(kernel, job["functions"], job["cell_timeout"])
-        answers = [cell.source for cell in nb.cells if is_answer_cell(cell)]
-        running = Path(job["running_file"])
+        job = Job.load(Path(self.job_file))
+        notebook = job.notebook(resources["nbgrader"]["notebook"] + ".ipynb")
+        progress = OutcomeFile(job.outcome_path)
+        layout = KernelLayout([Path(p) for p in job.data_files], job.assignment, Path(job.run_dir) / notebook.name,
+                              env=dict(job.kernel_env), packages=[(Path(a), Path(b)) for a, b in job.packages])
+        layout.run_dir.mkdir(exist_ok=True)
+        kernel = LearnerKernel(layout, job.limits.sandbox_limits(), sandboxed=job.limits.sandbox,
+                               log_path=job.kernel_log)
+        tests = TrustedTests(kernel, list(notebook.functions), job.limits.cell_timeout)
+        in_kernel = set(notebook.tests_in_kernel)
+        timeout = job.limits.cell_timeout
         index = -1
         try:
             kernel.start()
-            Path(job["limits_file"]).write_text(json.dumps({"memory": kernel.memory_limit}))
-            # 1. The setup and every answer, in order, before any test calls the learner's code.
+            progress.update(memory=kernel.memory_limit)
+            # 1. The setup, every answer and (where the course runs them) the teaching cells, in order,
+            #    before any test calls the learner's code.
+            answers = [cell.source for cell in nb.cells if is_answer_cell(cell)]
             for index, cell in enumerate(nb.cells):
-                running.write_text(str(index))
-                if is_answer_cell(cell):
-                    cell.outputs = kernel.run_cell(cell.source, job["cell_timeout"]).outputs
-                elif is_setup_cell(cell):
-                    source = setup_for_answers(cell.source, answers)
-                    cell.outputs = kernel.run_cell(source, job["cell_timeout"]).outputs
+                progress.update(running=(notebook.name, index))
+                cell.outputs = []
+                if cell.cell_type != "code" or is_test_cell(cell):
+                    continue
+                if is_setup_cell(cell):
+                    source = cell.source if job.run_teaching_cells else setup_for_answers(cell.source, answers)
+                    cell.outputs = kernel.run_cell(source, timeout).outputs
                     tests.run_setup(cell.source, index)
-                else:
-                    cell.outputs = []
+                elif is_answer_cell(cell) or is_manual_cell(cell) or job.run_teaching_cells:
+                    cell.outputs = kernel.run_cell(cell.source, timeout).outputs
             # 2. Every test cell as the learner's notebook shows it (no hidden check has run yet), then
             #    3. the cells with hidden tests in full: they decide the score (module ``hidden``).
             visible_numbers = numbers_in("\n".join(visible_form(c.source) for c in nb.cells if not is_answer_cell(c)))
             test_cells = [(i, c) for i, c in enumerate(nb.cells) if is_test_cell(c)]
-            shown = {}
+
+            def run(source: str, cell, index: int) -> TestRun:
+                progress.update(running=(notebook.name, index))
+                if cell.metadata.nbgrader.get("grade_id") in in_kernel:
+                    return kernel_test(kernel.run_cell(source, timeout).outputs)
+                return tests.run_test(source, index)
+
+            shown = {index: run(visible_form(cell.source), cell, index) for index, cell in test_cells}
             for index, cell in test_cells:
-                running.write_text(str(index))
-                shown[index] = tests.run_test(visible_form(cell.source), index)
-            for index, cell in test_cells:
-                running.write_text(str(index))
-                full = tests.run_test(cell.source, index) if has_hidden_tests(cell.source) else shown[index]
+                full = run(cell.source, cell, index) if has_hidden_tests(cell.source) else shown[index]
                 cell.outputs = shown[index].outputs(full, cell.source, index, visible_numbers)
         except KernelLost as lost:  # nbgrader reports a plain Exception as a failed autograde
-            Path(job["abort_file"]).write_text(json.dumps({"status": lost.status, "message": str(lost), "cell": index}))
-            raise RuntimeError(f"grading stopped in cell {index}: {lost}") from None
+            progress.update(status=lost.status, message=str(lost), running=(notebook.name, index))
+            raise RuntimeError(f"grading stopped in {notebook.name}, cell {index}: {lost}") from None
         finally:
             kernel.stop()
         count = 0
         for cell in nb.cells:
             if cell.cell_type == "code":
-                ran = is_answer_cell(cell) or is_test_cell(cell) or is_setup_cell(cell)
+                ran = bool(cell.outputs) or is_answer_cell(cell) or is_test_cell(cell) or is_setup_cell(cell)
                 count += ran
                 cell.execution_count = count if ran else None
         return nb, resources
+
+
+def kernel_test(outputs: list) -> TestRun:
+    """A test cell the kernel ran (it needs the learner's namespace): its outputs, failed if one is an error."""
+    error = next((o for o in outputs if o.get("output_type") == "error"), None)
+    failure = KernelTestFailure(error.get("ename", "Error"), error.get("evalue", "")) if error else None
+    streams = {"stdout": "", "stderr": ""}
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            streams[output.get("name", "stdout")] = streams.get(output.get("name", "stdout"), "") + output["text"]
+    return TestRun(capped(streams["stdout"]), capped(streams["stderr"]), failure)
+
+
+class KernelTestFailure(Exception):
+    """A test cell that ran in the learner's kernel failed: its exception's name and message, as the kernel said."""
+
+    def __init__(self, ename: str, evalue: str):
+        super().__init__(evalue)
+        self.ename = ename

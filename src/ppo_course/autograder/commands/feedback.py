@@ -1,4 +1,4 @@
-"""Per-student HTML feedback: nbgrader's feedback page, without the hidden tests.
+"""Per-student HTML feedback: nbgrader's feedback page of each notebook, without the hidden tests.
 
 Stock ``nbgrader generate_feedback`` renders the autograded notebook as it ran, hidden tests and
 all. Here nbgrader's own ClearHiddenTests runs first and failed tests show their message without a
@@ -15,9 +15,9 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from .course import Course
-from .paths import CourseError
-from .release import grading_config
+from ..errors import CourseError
+from ..grading.pipeline import grading_config
+from .folder import Course
 
 MAX_PAGE_CHARS = 8 * 2**20   # a feedback page's bound (see the instructor guide): no submission makes one larger
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)
@@ -47,24 +47,26 @@ def visible_text(page: str) -> str:
     return html.unescape(TAG.sub("", page))
 
 
-def render(graded_dir: Path, student: str, lesson: str, notebook: str) -> str:
-    """nbgrader's feedback HTML for one graded submission (in a throwaway course)."""
+def render(graded_dir: Path, student: str, assignment: str) -> dict[str, str]:
+    """nbgrader's feedback HTML for each graded notebook of one submission (in a throwaway course), by notebook."""
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    with tempfile.TemporaryDirectory(prefix="ppo-feedback-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="feedback-") as tmp:
         root = Path(tmp)
-        target = root / "autograded" / student / lesson
+        target = root / "autograded" / student / assignment
         target.mkdir(parents=True)
-        shutil.copy(graded_dir / notebook, target / notebook)
+        notebooks = sorted(p.name for p in graded_dir.glob("*.ipynb"))
+        for name in notebooks:
+            shutil.copy(graded_dir / name, target / name)
         shutil.copy(graded_dir / "gradebook.db", root / "gradebook.db")
         config = grading_config(root)
         api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-        result = api.generate_feedback(lesson, student)
-        page = root / "feedback" / student / lesson / notebook.replace(".ipynb", ".html")
-        if not result["success"] or not page.exists():
+        result = api.generate_feedback(assignment, student)
+        pages = {name: root / "feedback" / student / assignment / name.replace(".ipynb", ".html") for name in notebooks}
+        if not result["success"] or not all(page.exists() for page in pages.values()):
             raise CourseError(f"nbgrader could not render feedback for {student}: {result.get('error')}")
-        return page.read_text()
+        return {name: page.read_text() for name, page in pages.items()}
 
 
 def failure_page(record: dict) -> str:
@@ -86,40 +88,44 @@ def scores_only_page(record: dict) -> str:
             "<p>The detailed page could not be made; ask your instructor for it.</p></body></html>")
 
 
-def feedback_one(course_root: str, student: str, lesson: str) -> tuple[str, str]:
-    """Write feedback/<student>/<lesson>/<lesson>.html; returns (student, outcome): the status, or
-    "fallback: why" when only the scores page could be written."""
+def feedback_one(course_root: str, student: str, assignment: str) -> tuple[str, str]:
+    """Write feedback/<student>/<assignment>/<notebook>.html for each notebook; returns (student, outcome): the
+    status, or "fallback: why" when only the scores page could be written."""
     course = Course(Path(course_root))
-    record = json.loads(course.result_path(student, lesson).read_text())
-    graded_dir = course.result_path(student, lesson).parent
-    notebooks = sorted(graded_dir.glob("*.ipynb"))
-    outcome = record["status"]
-    if record.get("scores") and notebooks:
+    record = json.loads(course.result_path(student, assignment).read_text())
+    graded_dir = course.result_path(student, assignment).parent
+    outcome, pages = record["status"], {}
+    if record.get("scores") and any(graded_dir.glob("*.ipynb")):
         try:
-            page = checked_page(graded_dir, student, lesson, notebooks[0])
+            pages = checked_pages(graded_dir, student, assignment)
         except Exception as error:  # noqa: BLE001 - this student still gets their scores
-            page, outcome = scores_only_page(record), f"fallback: {type(error).__name__}: {error}"
+            pages = {f"{assignment}.ipynb": scores_only_page(record)}
+            outcome = f"fallback: {type(error).__name__}: {error}"
         else:
             if record["status"] != "graded":  # an answer was dropped after it killed or hung the kernel
-                page = with_banner(page, f"Your answer to {record['message']} It was graded as 0; the rest as usual.")
+                banner = f"Your answer to {record['message']} It was graded as 0; the rest as usual."
+                pages = {name: with_banner(page, banner) for name, page in pages.items()}
     else:
-        page = failure_page(record)
-    out = course.feedback / student / lesson / f"{lesson}.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page)
+        pages = {f"{assignment}.ipynb": failure_page(record)}
+    out = course.feedback / student / assignment
+    out.mkdir(parents=True, exist_ok=True)
+    for name, page in pages.items():
+        (out / name.replace(".ipynb", ".html")).write_text(page)
     return student, outcome
 
 
-def checked_page(graded_dir: Path, student: str, lesson: str, notebook: Path) -> str:
-    """nbgrader's page for the graded notebook, refused (CourseError) if any hidden test's text shows on it."""
-    page = render(graded_dir, student, lesson, notebook.name)
-    if len(page) > MAX_PAGE_CHARS:
-        raise CourseError(f"the page would be {len(page) / 2**20:.1f} MB, over the {MAX_PAGE_CHARS / 2**20:g} MB bound")
-    seen = normal(visible_text(page))
-    leaked = [line for line in hidden_lines(notebook) if normal(line) in seen]
-    if leaked or "HIDDEN TESTS" in seen:
-        raise CourseError("the page would show hidden test code")
-    return page
+def checked_pages(graded_dir: Path, student: str, assignment: str) -> dict[str, str]:
+    """nbgrader's pages, refused (CourseError) if one is over the bound or any hidden test's text shows on it."""
+    pages = render(graded_dir, student, assignment)
+    for name, page in pages.items():
+        if len(page) > MAX_PAGE_CHARS:
+            raise CourseError(f"the page of {name} would be {len(page) / 2**20:.1f} MB, over the "
+                              f"{MAX_PAGE_CHARS / 2**20:g} MB bound")
+        seen = normal(visible_text(page))
+        leaked = [line for line in hidden_lines(graded_dir / name) if normal(line) in seen]
+        if leaked or "HIDDEN TESTS" in seen:
+            raise CourseError(f"the page of {name} would show hidden test code")
+    return pages
 
 
 def with_banner(page: str, message: str) -> str:
@@ -136,7 +142,7 @@ def safe_feedback(course_root: str, student: str, lesson: str) -> tuple[str, str
 
 def feedback(course: Course, lessons: list[str], jobs: int) -> list[tuple[str, str, str]]:
     """Render every graded submission's feedback; returns (lesson, student, outcome) rows."""
-    tasks = [(lesson, student) for lesson in lessons for student in course.results(lesson)]
+    tasks = [(assignment, student) for assignment in lessons for student in course.results(assignment)]
     if not tasks:
         raise CourseError(f"nothing graded yet under {course.autograded} (run `grade` first)")
     with ProcessPoolExecutor(max_workers=jobs) as pool:

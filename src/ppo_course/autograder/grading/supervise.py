@@ -1,15 +1,14 @@
 """Process supervision for grading: each submission's worker process, its limits, and its clean-up.
 
-``Workers.run`` starts one worker (forked from a forkserver that imported nbgrader, torch and the
-course once), waits for it under the submission's wall-clock limit, kills it and everything it
-started (kernel, children) when it ends or overruns, and returns the worker's structured outcome
-(``outcome.json``) or a record of why there is none (timed out, exit status). ``grade.py`` decides
-what a submission is worth; this module only keeps processes in hand.
+``Workers.run`` starts one worker (forked from a forkserver that imported nbgrader and what the course's
+tests import, once), waits for it under the submission's wall-clock limit, kills it and everything it
+started (kernel, children) when it ends or overruns, and returns the worker's ``Outcome`` (what it
+wrote, as it went, to its outcome file) with why it ended where it did (timed out, exit status).
+``grade.py`` decides what a submission is worth; this module only keeps processes in hand.
 """
 from __future__ import annotations
 
 import functools
-import json
 import multiprocessing
 import os
 import threading
@@ -18,38 +17,37 @@ from pathlib import Path
 
 import psutil
 
-from .cgroups import Cgroups
-from .release import ensure_tools_on_path
+from ..sandbox.cgroups import Cgroups
+from .job import Outcome, OutcomeFile
+from .pipeline import ensure_tools_on_path
 
 KEPT_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ",
             "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def grading_env() -> dict[str, str]:
-    """The worker's environment: none of the instructor's tokens or settings, no PYTHONPATH."""
+def grading_env(course_env: dict[str, str]) -> dict[str, str]:
+    """The worker's environment: none of the instructor's tokens or settings, no PYTHONPATH; the course's
+    own settings (its ``kernel_env``: the tests run with them too)."""
     ensure_tools_on_path()
     env = {name: os.environ[name] for name in KEPT_ENV if name in os.environ}
-    env.update(PPO_COURSE_FAST="1", MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1",
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return env
+    env.update(MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return env | course_env
 
 
-PRELOAD = ["nbgrader.apps", "nbgrader.api", "nbgrader.converters", "nbgrader.preprocessors",
-           "jupyter_client", "nbclient", "torch", "numpy", "matplotlib.pyplot", "ipywidgets",
-           "ppo_course.autograder.worker", "ppo_course.autograder.release", "ppo_course.autograder.execute",
-           "ppo_course.importance", "ppo_course.trust_region", "ppo_course.clipping", "ppo_course.trainer",
-           "ppo_course.update", "ppo_course.rlhf", "ppo_course.ablations", "ppo_course.widgets"]
+PRELOAD = ("nbgrader.apps", "nbgrader.api", "nbgrader.converters", "nbgrader.preprocessors", "jupyter_client",
+           "nbclient", "ppo_course.autograder.grading.worker", "ppo_course.autograder.grading.execute")
 
 
 @functools.lru_cache(maxsize=None)
-def worker_context():
-    """Workers are forked from a forkserver that imported nbgrader, torch and the course once (fresh,
-    single-threaded: safe to fork); each submission still gets a process, and a kernel, of its own.
-    The server starts here, and imports while the caller prepares the lessons."""
+def worker_context(course_modules: tuple[str, ...] = ()):
+    """Workers are forked from a forkserver that imported nbgrader, the grader and what the course's tests
+    import (``course_modules``: torch, the course's package...) once (fresh, single-threaded: safe to fork);
+    each submission still gets a process, and a kernel, of its own. The server starts on the first call
+    (one per process: later calls get the same), and imports while the caller prepares the assignments."""
     from multiprocessing import forkserver
 
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
+    context.set_forkserver_preload(list(PRELOAD + course_modules))
     forkserver.ensure_running()
     return context
 
@@ -61,12 +59,13 @@ class Workers:
         self.running: set[multiprocessing.Process] = set()
         self.lock = threading.Lock()
 
-    def run(self, scratch: Path, timeout: float) -> dict:
-        """Autograde the scratch course in a child process; its outcome, or a timeout/crash record."""
+    def run(self, scratch: Path, timeout: float, course_env: dict[str, str]) -> Outcome:
+        """Autograde the scratch course in a child process; its outcome, with why it ended there."""
         from .worker import run_in_child
 
         family: dict[int, psutil.Process] = {}
-        process = worker_context().Process(target=run_in_child, args=(str(scratch), grading_env(), os.getpid()))
+        process = worker_context().Process(target=run_in_child,
+                                           args=(str(scratch), grading_env(course_env), os.getpid()))
         allow_children()
         process.start()
         with self.lock:
@@ -81,18 +80,12 @@ class Workers:
             _kill_all(process, family)  # on time-out, and any kernel or child the worker left behind
             with self.lock:
                 self.running.discard(process)
-        outcome_path = scratch / "outcome.json"
+        outcome = OutcomeFile(scratch / "outcome.json").read()
         if timed_out:
-            outcome = {"ok": False, "status": "timeout",
-                       "log": f"still running after {timeout:g} s (a loop that ignores interrupts?): killed"}
-        elif outcome_path.exists():
-            outcome = json.loads(outcome_path.read_text())
-        else:
-            outcome = {"ok": False, "status": "error",
-                       "log": f"the grader exited with status {process.exitcode}: " + last_line(scratch)}
-        running = scratch / "running_cell"
-        if "running_cell" not in outcome and running.exists():
-            outcome["running_cell"] = int(running.read_text() or -1)
+            outcome.ok, outcome.status = False, "timeout"
+            outcome.message = f"still running after {timeout:g} s (a loop that ignores interrupts?): killed"
+        elif not outcome.ok and outcome.status == "error" and outcome.message == Outcome().message:
+            outcome.message = f"the grader exited with status {process.exitcode}: " + last_line(scratch)
         return outcome
 
     def kill_all(self) -> None:

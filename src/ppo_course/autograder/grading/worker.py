@@ -2,13 +2,13 @@
 
 The grade command runs this in a fresh process per submission, with a wall-clock limit: forked from a
 forkserver that has nbgrader and torch imported (``run_in_child``; saves seconds per submission), or
-as a command. DIR holds job.json, gradebook.db (the lesson's, as generate_assignment left it) and
-course/submitted/<student>/<lesson>/<notebook>.ipynb (the rebuilt submission). nbgrader's pipeline
+as a command. DIR holds job.json (``job.Job``), gradebook.db (the assignment's, as generate_assignment left it) and
+course/submitted/<student>/<assignment>/<notebook>.ipynb (the rebuilt notebooks). nbgrader's pipeline
 runs with ``SandboxedExecute`` in place of its Execute step: answers run in the learner's sandboxed
-kernel, tests here. The outcome goes to DIR/outcome.json:
+kernel, tests here. The outcome goes to DIR/outcome.json (``job.OutcomeFile``, written as grading goes):
 
-    {"ok": true, "scores": {test_id: points}, "stopped_cells": n, "notes": [...], "memory": "..."}
-    {"ok": false, "status": "crashed" | "timeout" | "error", "log": "one line", "running_cell": i}
+    Outcome(ok=True, scores={test_id: points}, stopped_cells=n, notes=[...], memory="...")
+    Outcome(ok=False, status="crashed" | "timeout" | "error", message="one line", running=(notebook, cell))
 """
 from __future__ import annotations
 
@@ -19,37 +19,41 @@ import select
 import sys
 from pathlib import Path
 
+from .contract import grade_id, is_test_cell
+from .job import Job, Outcome, OutcomeFile
+
 STOPPED = {"CellTimeoutError", "KeyboardInterrupt"}
 
 
-def autograde(scratch: Path, job: dict) -> dict:
+def autograde(job: Job) -> Outcome:
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    from .release import grading_config
+    from .pipeline import grading_config
 
-    config = grading_config(scratch / "course", scratch / "gradebook.db", job["cell_timeout"], sandboxed_tests=True)
+    scratch = Path(job.scratch)
+    config = grading_config(scratch / "course", scratch / "gradebook.db", job.limits.cell_timeout, sandboxed_tests=True)
     config.SandboxedExecute.job_file = str(scratch / "job.json")
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-    result = api.autograde(job["lesson"], job["student"], force=True, create=True)
-    limits = _read_json(scratch / "limits.json") or {}
+    result = api.autograde(job.assignment, job.student, force=True, create=True)
+    progress = OutcomeFile(job.outcome_path)
     if not result["success"]:
-        abort = _read_json(scratch / "abort.json")
-        if abort:
-            return {"ok": False, "status": abort["status"], "log": abort["message"], "running_cell": abort["cell"]}
+        so_far = progress.read()
+        if so_far.status in ("crashed", "timeout"):   # SandboxedExecute said where, and why
+            return so_far
         log = (result.get("error") or "") + "\n" + (result.get("log") or "")
-        return {"ok": False, "status": "error", "log": last_error_line(log), "details": log}
+        print(log, flush=True)   # into grading.log, for the instructor
+        return progress.update(status="error", message=last_error_line(log))
+    scores, cells = {}, []
     with Gradebook(config.CourseDirectory.db_url) as gradebook:
-        graded = gradebook.find_submission_notebook(Path(job["notebook"]).stem, job["lesson"], job["student"])
-        scores = {grade.name: grade.score for grade in graded.grades}
-    cells = json.loads(graded_path(scratch, job).read_text())["cells"]
-    return {"ok": True, "scores": scores, "stopped_cells": stopped_cells(cells),
-            "notes": delegation_notes(cells), "memory": limits.get("memory")}
-
-
-def _read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.exists() else None
+        for notebook in job.notebooks:
+            graded = gradebook.find_submission_notebook(Path(notebook.name).stem, job.assignment, job.student)
+            # (a cell waiting for a person has no score yet: nbgrader's own ``score`` would say 0)
+            scores |= {grade.name: None if grade.needs_manual_grade else grade.score for grade in graded.grades}
+            cells += json.loads((graded_folder(job) / notebook.name).read_text())["cells"]
+    return progress.update(ok=True, status="graded", message="", scores=scores, stopped_cells=stopped_cells(cells),
+                           notes=delegation_notes(cells, job.stub_marker), running=None)
 
 
 def last_error_line(log: str) -> str:
@@ -57,8 +61,8 @@ def last_error_line(log: str) -> str:
     return lines[-1][:300] if lines else "nbgrader failed without a message"
 
 
-def graded_path(scratch: Path, job: dict) -> Path:
-    return scratch / "course" / "autograded" / job["student"] / job["lesson"] / job["notebook"]
+def graded_folder(job: Job) -> Path:
+    return Path(job.scratch) / "course" / "autograded" / job.student / job.assignment
 
 
 def _errors(cells: list[dict]):
@@ -73,12 +77,11 @@ def stopped_cells(cells: list[dict]) -> int:
     return len({id(cell) for cell, output in _errors(cells) if output.get("ename") in STOPPED})
 
 
-def delegation_notes(cells: list[dict]) -> list[str]:
+def delegation_notes(cells: list[dict], marker: str) -> list[str]:
     """Tests that failed because the answer called the course's own reference (stubbed while grading)."""
-    from .contract import grade_id, is_test_cell
-    from .student_package import GRADING_STUB_MESSAGE
-
-    stub = re.compile(r"(ppo_course\.[\w.]+) " + re.escape(GRADING_STUB_MESSAGE))
+    if not marker:
+        return []
+    stub = re.compile(r"([\w.]+) " + re.escape(marker))
     notes = set()
     for cell, output in _errors(cells):
         found = stub.search(output.get("evalue", ""))
@@ -141,16 +144,11 @@ def _poll_until_gone(pid: int) -> None:
 
 
 def main(argv: list[str]) -> int:
-    scratch = Path(argv[0])
-    job = json.loads((scratch / "job.json").read_text())
+    job = Job.load(Path(argv[0]) / "job.json")
     try:
-        outcome = autograde(scratch, job)
+        autograde(job)
     except MemoryError:
-        outcome = {"ok": False, "status": "error", "log": "MemoryError: the grader itself ran out of memory"}
-    if not outcome["ok"]:
-        print(outcome.get("details") or outcome["log"], flush=True)  # into grading.log, for the instructor
-        outcome.pop("details", None)
-    (scratch / "outcome.json").write_text(json.dumps(outcome))
+        OutcomeFile(job.outcome_path).update(status="error", message="MemoryError: the grader itself ran out of memory")
     return 0
 
 
