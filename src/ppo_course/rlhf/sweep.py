@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import asdict, replace
@@ -76,7 +77,8 @@ RUN_LISTS = ("runs", "dpo", "epochs")
 
 
 def save_sweep(sweep: dict, path: Path) -> None:
-    """Write a sweep as JSON, numbers rounded to 4 decimals (small, and readable in a diff)."""
+    """Write a sweep as JSON, numbers rounded to 4 decimals and each curve on one line (small, and
+    readable in a diff)."""
     def rounded(value):
         if isinstance(value, float):
             return round(value, 4)
@@ -86,13 +88,17 @@ def save_sweep(sweep: dict, path: Path) -> None:
             return [rounded(v) for v in value]
         return value
 
+    def one_line(match: re.Match) -> str:   # a list without nested lists or dicts
+        return json.dumps(json.loads(f"[{match.group(1)}]"), ensure_ascii=False)
+
     plain = dict(sweep, **{key: [asdict(run) for run in sweep[key]] for key in RUN_LISTS})
-    Path(path).write_text(json.dumps(rounded(plain), indent=1) + "\n")
+    text = json.dumps(rounded(plain), indent=1, ensure_ascii=False)
+    Path(path).write_text(re.sub(r"\[([^\[\]{}]*)\]", one_line, text) + "\n", encoding="utf-8")
 
 
 def load_sweep(path: Path) -> dict:
     """Read a sweep written by ``save_sweep``; its runs come back as ``RunResult`` objects."""
-    sweep = json.loads(Path(path).read_text())
+    sweep = json.loads(Path(path).read_text(encoding="utf-8"))
     for key in RUN_LISTS:
         sweep[key] = [RunResult(**run) for run in sweep[key]]
     return sweep
