@@ -198,6 +198,19 @@ def test_trpo_update_respects_the_trust_region_and_improves(small_problem):
     assert plain_kl > update.kl, "a plain gradient step of the same length moves the policy further"
 
 
+def test_trpo_update_sizes_its_full_step_on_the_damped_model(small_problem):
+    """trpo_step_size gets (F + damping I) s: the damped model's KL is delta, the Fisher term's alone is below it."""
+    update = tr.trpo_update(small_problem, delta=0.01)
+    full = update.full_step
+    damped_kl = float(0.5 * full @ small_problem.fvp(full))
+    fisher_kl = float(0.5 * full @ tr.fisher_vector_product(small_problem.mean_kl, small_problem.theta_old, full))
+    assert damped_kl == pytest.approx(0.01, rel=1e-4), (
+        f"the full step must put the damped model 1/2 s^T (F + lambda I) s at delta = 0.01, got {damped_kl:.5f}")
+    assert fisher_kl < damped_kl, (
+        f"the damping term adds lambda |s|^2 / 2 > 0: the Fisher term alone ({fisher_kl:.5f}) must be below "
+        f"{damped_kl:.5f}")
+
+
 def test_trpo_update_runs_the_functions_it_is_given(small_problem):
     """Lesson 02 runs trpo_update with the learner's solvers, on a problem whose mean KL uses their KL."""
     calls = []

@@ -8,6 +8,9 @@ its ablations), never from a live cell whose fast-mode output differs.
 
 What counts as a quoted number: a decimal (0.385, 1.5), a percentage (77%) and a ratio (2.2x).
 Plain integers (500 steps, 20 episodes, lesson 04) are too often labels to check this way.
+
+A sentence that quotes numbers as another lesson's ("TRPO's step is lesson 02's: a KL of 0.0091") must
+also quote numbers that lesson prints: two lessons cannot call different computations the same one.
 """
 from __future__ import annotations
 
@@ -108,6 +111,47 @@ def _unbacked(index: int, markdown: str, inputs: list[float], results: list[floa
         context = " ".join(markdown[max(0, start - 60):start + 40].split())
         unbacked.append(f"cell {index}: {written!r} in ...{context}...")
     return unbacked
+
+
+ANOTHER_LESSONS = re.compile(r"\blesson (\d\d)'s\b", re.IGNORECASE)
+
+
+def sentences(markdown: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?;])\s+|\n\s*\n", markdown) if s.strip()]
+
+
+def attributed(markdown: str, own: str) -> list[tuple[str, str]]:
+    """(lesson number, sentence) for each sentence of ``markdown`` that quotes a number as another lesson's."""
+    return [(number, sentence) for sentence in sentences(markdown) if quoted_numbers(sentence)
+            for number in sorted(set(ANOTHER_LESSONS.findall(sentence)) - {own})]
+
+
+@pytest.mark.parametrize("notebook", notebooks(SOLUTIONS), ids=lambda p: p.parent.name)
+def test_numbers_quoted_as_another_lessons_are_printed_there(notebook):
+    """A sentence that names another lesson's result ("TRPO's step is lesson 02's: a KL of 0.0091") quotes
+    numbers that lesson prints. Its own section must print them too (the test above), so a lesson that calls
+    a computation another lesson's while running a different one fails here, whichever of the two changes."""
+    own = notebook.parent.name[:2]
+    others = {path.parent.name[:2]: path for path in notebooks(SOLUTIONS)}
+    wrong = []
+    for index, cell in enumerate(executed_copy(notebook).cells):
+        if cell.cell_type != "markdown":
+            continue
+        for number, sentence in attributed(cell.source, own):
+            assert number in others, f"cell {index} quotes lesson {number}, which does not exist: {sentence!r}"
+            other = executed_copy(others[number])
+            inputs = _numbers("\n".join(c.source for c in other.cells if c.cell_type == "code"))
+            results = _numbers(_outputs_text(other.cells))
+            wrong += [f"cell {index}: {written!r} is not printed by lesson {number}: {' '.join(sentence.split())!r}"
+                      for written, value, decimals, kind in quoted_numbers(sentence)
+                      if not is_backed(value, decimals, kind, inputs, results)]
+    assert not wrong, "numbers quoted as another lesson's that the other lesson does not print:\n" + "\n".join(wrong)
+
+
+def test_a_sentence_names_the_lesson_it_quotes():
+    text = "TRPO's step is lesson 02's: a KL of 0.0091. Four epochs of PPO end at 0.0086; lesson 04 trains it."
+    assert attributed(text, "03") == [("02", "TRPO's step is lesson 02's: a KL of 0.0091.")], attributed(text, "03")
+    assert attributed("Our lesson 03's numbers: 0.5.", "03") == [], "a lesson quoting itself is the test above's job"
 
 
 def test_the_number_check_can_fail():

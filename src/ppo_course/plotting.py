@@ -19,6 +19,7 @@ COLORS = {
     "kl": "#bcbd22",            # KL(policy || reference)
     "ppo": "#1f77b4",
     "grpo": "#e377c2",
+    "dpo": "#006d2c",
     "reference": "#7f7f7f",     # the pretrained reference policy
     "no_kl": "#8b0000",         # a run without the KL penalty (beta = 0)
 }

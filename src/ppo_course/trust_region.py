@@ -64,7 +64,11 @@ def conjugate_gradient(Avp: Callable[[torch.Tensor], torch.Tensor], b: torch.Ten
 
 
 def trpo_step_size(s: torch.Tensor, Fs: torch.Tensor, delta: float = DELTA) -> torch.Tensor:
-    """The largest beta with 1/2 (beta s)^T F (beta s) = delta: beta = sqrt(2 delta / s^T F s)."""
+    """The largest beta with 1/2 (beta s)^T M (beta s) = delta: beta = sqrt(2 delta / s^T M s), given Fs = M s.
+
+    M is the matrix of the quadratic KL model. ``trpo_update`` passes ``problem.fvp(s)``, the damped product
+    (F + damping I) s, so beta puts the damped model's KL at delta; with damping 0 it is the Fisher F.
+    """
     return torch.sqrt(2 * delta / (s @ Fs))
 
 

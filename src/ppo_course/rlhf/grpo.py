@@ -17,13 +17,16 @@ def group_relative_advantages(rewards: torch.Tensor, group_size: int) -> torch.T
 
     ``rewards`` is ``[B]`` with ``B = n_groups * group_size``; consecutive blocks of ``group_size``
     are completions of the same prompt. Returns ``[B]``: ``(r - group mean) / group std`` with the
-    *sample* standard deviation (Bessel's correction, ``torch.std``'s default), and 0 for every
-    member of a group whose rewards are all equal (nothing to prefer, so nothing to learn).
+    *sample* standard deviation (Bessel's correction, ``torch.std``'s default), and exactly 0 for every
+    member of a group whose rewards are all equal (nothing to prefer, so nothing to learn). Equal
+    rewards are recognised by comparing the rewards, not by ``std == 0``: in floating point the std
+    of equal numbers can come out as a rounding error (about 1e-17 in float64, 1e-8 in float32).
     """
     groups = rewards.reshape(-1, group_size)
     mean, std = groups.mean(dim=1, keepdim=True), groups.std(dim=1, keepdim=True)
-    safe_std = torch.where(std > 0, std, torch.ones_like(std))
-    return torch.where(std > 0, (groups - mean) / safe_std, torch.zeros_like(groups)).reshape(-1)
+    tied = (groups == groups[:, :1]).all(dim=1, keepdim=True)
+    safe_std = torch.where(tied, torch.ones_like(std), std)
+    return torch.where(tied, torch.zeros_like(groups), (groups - mean) / safe_std).reshape(-1)
 
 
 AdvantageFn = Callable[[torch.Tensor, int], torch.Tensor]

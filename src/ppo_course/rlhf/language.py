@@ -45,17 +45,23 @@ def decode(prompt: int, completion: Sequence[int]) -> str:
     return f"{VOCAB[int(prompt)]}: " + " ".join(words)
 
 
+def pad_completions(reviews: Sequence[Sequence[str]]) -> torch.Tensor:
+    """Word lists as completions ``[N, MAX_LEN]``, padded with ``<pad>``; at most ``MAX_LEN`` words each."""
+    completions = torch.full((len(reviews), MAX_LEN), PAD_ID, dtype=torch.long)
+    for i, words in enumerate(reviews):
+        ids = encode(words)
+        if len(ids) > MAX_LEN:
+            raise ValueError(f"{' '.join(words)!r} has {len(ids)} tokens; completions hold at most {MAX_LEN}")
+        completions[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    return completions
+
+
 def tokenize(prompt: str, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Hand-written completions of one prompt as tensors: ``(prompts [N], completions [N, MAX_LEN])``.
 
     ``tokenize("food", ["was very tasty ."])``; words must be in ``VOCAB``, at most ``MAX_LEN`` of them.
     """
-    completions = torch.full((len(texts), MAX_LEN), PAD_ID, dtype=torch.long)
-    for i, text in enumerate(texts):
-        ids = encode(text.split())
-        if len(ids) > MAX_LEN:
-            raise ValueError(f"{text!r} has {len(ids)} tokens; completions hold at most {MAX_LEN}")
-        completions[i, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+    completions = pad_completions([text.split() for text in texts])
     return torch.full((len(texts),), TOKEN_ID[prompt], dtype=torch.long), completions
 
 
@@ -79,10 +85,7 @@ def make_corpus(size: int = 4000, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     """``size`` reviews for uniformly drawn prompts: ``(prompts [size], completions [size, MAX_LEN])``."""
     rng = random.Random(seed)
     prompt_words = [rng.choice(PROMPT_WORDS) for _ in range(size)]
-    completions = torch.full((size, MAX_LEN), PAD_ID, dtype=torch.long)
-    for i, prompt in enumerate(prompt_words):
-        review = encode(sample_review(prompt, rng))
-        completions[i, : len(review)] = torch.tensor(review)
+    completions = pad_completions([sample_review(prompt, rng) for prompt in prompt_words])
     return torch.tensor(encode(prompt_words)), completions
 
 
@@ -95,6 +98,12 @@ def is_review(prompt: int, completion: Sequence[int]) -> bool:
     adjectives = set(allowed_adjectives(VOCAB[int(prompt)]))
     return len(clauses) <= 2 and all(
         (c.split()[-1] in adjectives) and c.split()[:-1] in ([], ["very"]) for c in clauses)
+
+
+def is_review_text(text: str) -> bool:
+    """``is_review`` of a decoded completion: ``is_review_text("food: was tasty .")`` is True."""
+    prompt, _, words = text.partition(": ")
+    return prompt in PROMPT_WORDS and is_review(TOKEN_ID[prompt], encode(words.split()))
 
 
 def real_tokens(completions: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,8 @@ from .language import END_ID, MAX_LEN, PAD_ID, PROMPT_WORDS, TOKEN_ID, VOCAB, de
 
 
 class TinyLM(nn.Module):
-    """A tiny autoregressive language model over ``VOCAB`` (or, with ``out_dim=1``, a value network).
+    """A tiny autoregressive language model over ``VOCAB`` (or, with ``out_dim=1``, a value network;
+    with one more position, the body of the reward model).
 
     The output at position t reads four things: the prompt, the previous token, the sum of the
     embeddings of every token said so far (a cheap memory: has "and" been said? an adjective?), and
@@ -21,10 +22,10 @@ class TinyLM(nn.Module):
     scores a whole completion (teacher forcing), and sampling goes one token at a time.
     """
 
-    def __init__(self, embed: int = 32, hidden: int = 64, out_dim: int = len(VOCAB)):
+    def __init__(self, embed: int = 32, hidden: int = 64, out_dim: int = len(VOCAB), positions: int = MAX_LEN):
         super().__init__()
         self.embed = nn.Embedding(len(VOCAB), embed)
-        self.position = nn.Embedding(MAX_LEN, embed)
+        self.position = nn.Embedding(positions, embed)
         self.body = nn.Sequential(nn.Linear(4 * embed, hidden), nn.Tanh(), nn.Linear(hidden, out_dim))
 
     def forward(self, prompts: torch.Tensor, completions: torch.Tensor) -> torch.Tensor:

@@ -77,3 +77,17 @@ def update(policy: TinyLM, optimizer: torch.optim.Optimizer, rollout: Rollout, c
     step = gradient_step(policy, optimizer, rollout, config, value_model, value_optimizer)
     return ppo_update(batch, step, evaluate, epochs=config.epochs, eps=config.eps, target_kl=None,
                       minibatch_size=len(rollout.prompts) // config.minibatches, norm_adv=False, generator=gen)
+
+
+@torch.no_grad()
+def update_size(policy: TinyLM, rollout: Rollout) -> dict[str, float]:
+    """How far an update moved the policy on the batch it was computed from.
+
+    ``kl``: KL(old || new) per completion, in nats (``(r - 1) - log r`` summed over each completion's
+    tokens, averaged over completions); ``ratio_min`` and ``ratio_max``: the range of r = pi_new / pi_old
+    over the batch's real tokens. The clip bounds neither: it only stops rewarding moves past 1 +- eps.
+    """
+    log_ratio = (token_log_probs(policy, rollout.prompts, rollout.completions) - rollout.logp_old) * rollout.mask
+    ratio = log_ratio.exp()
+    return {"kl": float(((ratio - 1 - log_ratio) * rollout.mask).sum(dim=1).mean()),
+            "ratio_min": float(ratio[rollout.mask].min()), "ratio_max": float(ratio[rollout.mask].max())}

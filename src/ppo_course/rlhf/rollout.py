@@ -7,19 +7,23 @@ score into per-token KL-penalised rewards; the advantages are filled in afterwar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
 from .language import PROMPT_WORDS, TOKEN_ID, last_token, real_tokens
 from .policy import TinyLM, token_log_probs
-from .reward import KLRewardFn, RewardModel
+from .reward import KLRewardFn
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""What scores completions: ``score(prompts [B], completions [B, T]) -> [B]`` (a frozen ``RewardModel``)."""
 
 
 @dataclass
 class RLHFConfig:
     """Everything one fine-tuning run depends on. Typical ranges in brackets."""
 
-    beta: float = 0.1            # KL penalty weight to the reference [0.01, 0.5]; 0 = no leash
+    beta: float = 0.5            # KL penalty weight to the reference [0.01, 1]; 0 = no leash
     iterations: int = 40         # rollout + update cycles
     prompts_per_batch: int = 24  # prompts per rollout; each gets `group_size` completions
     group_size: int = 8          # completions per prompt (GRPO's group; PPO uses the same batch)
@@ -58,7 +62,7 @@ def sample_prompts(config: RLHFConfig, gen: torch.Generator) -> torch.Tensor:
     return chosen.repeat_interleave(config.group_size)
 
 
-def collect(policy: TinyLM, reference: TinyLM, reward_model: RewardModel, config: RLHFConfig,
+def collect(policy: TinyLM, reference: TinyLM, reward_model: ScoreFn, config: RLHFConfig,
             gen: torch.Generator, kl_reward: KLRewardFn) -> Rollout:
     """Generate a batch, score it, and turn the score into per-token KL-penalised rewards."""
     prompts = sample_prompts(config, gen)
@@ -66,7 +70,7 @@ def collect(policy: TinyLM, reference: TinyLM, reward_model: RewardModel, config
     with torch.no_grad():
         logp_old = token_log_probs(policy, prompts, completions)
         logp_ref = token_log_probs(reference, prompts, completions)
-    scores = reward_model(prompts, completions)
+        scores = reward_model(prompts, completions)
     rewards = torch.where(last_token(completions), scores[:, None], torch.zeros_like(logp_old))
     token_rewards = kl_reward(rewards, logp_old, logp_ref, config.beta) * real_tokens(completions)
     zeros = torch.zeros_like(logp_old)

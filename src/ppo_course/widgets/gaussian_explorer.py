@@ -2,8 +2,8 @@
 
 Left: pi_old = N(0, sigma^2) and pi_new = N(mu, sigma^2) over the action, with the chosen action a.
 Right: r(a) = pi_new(a) / pi_old(a) over every action (log scale), with the clip band [1 - eps, 1 + eps]
-shaded. The same mean move mu gives ratios far from 1 when sigma is small: a narrow policy is easier
-to push out of the trust region, which is why PPO's clip fraction rises as a continuous policy
+shaded. The same mean move mu gives ratios far from 1 when sigma is small: a narrow policy's ratios
+leave the clip band after a smaller move, which is why PPO's clip fraction rises as a continuous policy
 becomes confident.
 """
 from __future__ import annotations
