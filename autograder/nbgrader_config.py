@@ -10,7 +10,7 @@ under ``source/``:
     cp -r /path/to/ppo-course/solutions source
     nbgrader generate_assignment 03-clipped-surrogate
 
-It is the same configuration the course's commands use (ppo_course.autograder.release.grading_config):
+It is the same configuration the course's commands use (ppo_course.autograder.grading.pipeline.grading_config):
 solution stubs, the gradebook in this folder, a 30 s per-cell limit, test cells that score on their
 assertions even when a warning reached stderr, and feedback without hidden tests.
 Stock nbgrader still trusts the submitted file (a deleted or edited test cell stays deleted or edited)
@@ -20,7 +20,7 @@ the grader instead.
 """
 from pathlib import Path
 
-from ppo_course.autograder.release import grading_config
+from ppo_course.autograder.grading.pipeline import grading_config
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 c.merge(grading_config(Path.cwd()))

@@ -98,9 +98,10 @@ def steady_state(root: Path, students: dict, jobs: int, rounds: int = 4) -> dict
     """Seconds for the class with ``grade(jobs=N)`` and on a started LocalCluster of N, both warmed up,
     in alternating rounds (local, cluster, local, cluster, ...); the fastest round of each, since other
     work on the machine only ever adds time."""
-    from ppo_course.autograder.cluster import local_cluster
-    from ppo_course.autograder.course import Course
-    from ppo_course.autograder.grade import Limits, grade
+    from ppo_course.autograder.commands.client import grade
+    from ppo_course.autograder.commands.cluster import local_cluster
+    from ppo_course.autograder.commands.folder import Course
+    from ppo_course.autograder.grading.job import Limits
 
     course = Course(root)
     hand_in(course.submitted, students)

@@ -1,9 +1,11 @@
 """Shared fixtures: where things are, and how to execute a notebook the way a learner would."""
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # The executed lessons show every prediction's answer (the prose-number tests read them); the test of
 # the predictions themselves runs its notebooks without this, as a learner does.
 os.environ["PPO_COURSE_REVEAL"] = "1"
+
+
+# One nbgrader release per lesson for the whole run: the grading tests share this cache (grade's
+# release_cache, the CLI's --release-cache), so a lesson is released once, not once per test module.
+RELEASE_CACHE = Path(tempfile.mkdtemp(prefix="releases-"))
+atexit.register(shutil.rmtree, RELEASE_CACHE, True)
 
 
 def notebooks(folder: Path) -> list[Path]:
@@ -56,7 +64,7 @@ def one_torch_thread():
 def sandbox():
     """Grading runs student code in bubblewrap: skip without it here, but fail under CI=true (course.sh
     installs it there)."""
-    from ppo_course.autograder.sandbox import probe
+    from ppo_course.autograder.sandbox.bubblewrap import probe
 
     problem = probe()
     if problem:

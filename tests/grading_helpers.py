@@ -11,7 +11,7 @@ from typing import Callable, Mapping
 
 import nbformat
 
-from ppo_course.autograder.release import nbgrader_config
+from ppo_course.autograder.grading.pipeline import nbgrader_config
 
 from conftest import LESSONS, SOLUTIONS, lesson_notebook
 

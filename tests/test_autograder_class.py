@@ -19,10 +19,10 @@ import zipfile
 import nbformat
 import pytest
 
-from ppo_course.autograder.cli import main
-from ppo_course.autograder.course import safe_id
+from ppo_course.autograder.commands.cli import main
+from ppo_course.autograder.commands.folder import safe_id
 
-from conftest import LESSONS, SOLUTIONS
+from conftest import LESSONS, RELEASE_CACHE, SOLUTIONS
 from grading_helpers import hidden_test_lines, solution_answers, submission, with_edit
 
 pytestmark = pytest.mark.slow   # grades a whole class
@@ -179,7 +179,8 @@ def graded_class(tmp_path_factory, sandbox):
     course = root / "course"
     os.environ["PPO_GRADER_SECRET"] = "an LMS token"   # student code must not see the grader's environment
     outputs = {"collect": run("collect", str(upload), "--course", str(course), "--lesson", "03"),
-               "grade": run("grade", "--course", str(course), "--no-progress", *LIMITS),
+               "grade": run("grade", "--course", str(course), "--no-progress", *LIMITS,
+                           "--release-cache", str(RELEASE_CACHE)),
                "feedback": run("feedback", "--course", str(course)),
                "export": run("export", "--course", str(course))}
     del os.environ["PPO_GRADER_SECRET"]
@@ -224,7 +225,7 @@ def test_repairs_are_reported(graded_class):
         f"108's clipped_surrogate is in a new cell below the stub: it must be found by name, with its cell: "
         f"{notes['108']}")
     assert "not named .ipynb" in notes["109"], f"109 handed in Untitled1.json: the note must say so: {notes['109']}"
-    assert "(the lesson's notebook is 03-clipped-surrogate.ipynb)" in notes["116"] and "Copy" in notes["116"], (
+    assert "(the assignment's notebook is 03-clipped-surrogate.ipynb)" in notes["116"] and "Copy" in notes["116"], (
         f"116 handed in 'Copy of ...': the note must name the file and the lesson's notebook: {notes['116']}")
     for repair in ("clipped_surrogate_tests edited", "clip_is_active_tests missing",
                    "ppo_policy_loss_tests duplicated"):

@@ -10,25 +10,25 @@ import zipfile
 import nbformat
 import pytest
 
-from ppo_course.autograder.cli import main
-from ppo_course.autograder.contract import read_contract
-from ppo_course.autograder.rebuild import SubmissionError, find_answer, is_stub, rebuild
+from ppo_course.autograder.commands.cli import main
+from ppo_course.autograder.grading.contract import read_contract
+from ppo_course.autograder.grading.rebuild import SubmissionError, find_answer, is_stub, rebuild
 
 from conftest import LESSONS, SOLUTIONS
 from grading_helpers import solution_answers, submission
 
 LESSON = "03-clipped-surrogate"
-CONTRACT = read_contract(SOLUTIONS / LESSON / f"{LESSON}.ipynb")
+CONTRACT = read_contract(SOLUTIONS / LESSON).notebooks[0]
 RELEASED = nbformat.read(LESSONS / LESSON / f"{LESSON}.ipynb", as_version=4)
 STUB = ("def clip_is_active(ratio, adv, eps=0.2):\n    '''doc'''\n"
         "    # YOUR CODE HERE\n    raise NotImplementedError()\n")
 
 
 def test_contract_of_lesson_03():
-    assert [(e.answer_id, e.functions, e.test_id, e.points) for e in CONTRACT.exercises] == [
-        ("clipped_surrogate", ("clipped_surrogate",), "clipped_surrogate_tests", 4.0),
-        ("clip_is_active", ("clip_is_active",), "clip_is_active_tests", 3.0),
-        ("ppo_policy_loss", ("ppo_policy_loss",), "ppo_policy_loss_tests", 3.0)]
+    assert [(e.answer_id, e.functions, e.test_ids, e.points) for e in CONTRACT.exercises] == [
+        ("clipped_surrogate", ("clipped_surrogate",), ("clipped_surrogate_tests",), 4.0),
+        ("clip_is_active", ("clip_is_active",), ("clip_is_active_tests",), 3.0),
+        ("ppo_policy_loss", ("ppo_policy_loss",), ("ppo_policy_loss_tests",), 3.0)]
 
 
 @pytest.mark.parametrize("source, stub", [
@@ -131,7 +131,7 @@ def test_collect_moodle_folders_and_hostile_names(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["collect", "{tmp}/none.zip", "--course", "{tmp}/c", "--lesson", "03"], "no zip file or folder at"),
     (["collect", "{tmp}/not.zip", "--course", "{tmp}/c", "--lesson", "03"], "is not a readable zip file"),
-    (["collect", "{tmp}/ok.zip", "--course", "{tmp}/c", "--lesson", "99"], "unknown lesson '99'"),
+    (["collect", "{tmp}/ok.zip", "--course", "{tmp}/c", "--lesson", "99"], "unknown assignment '99'"),
     (["collect", "{tmp}/ok.zip", "--course", "{tmp}/c", "--lesson", "03", "--id-pattern", "(x"],
      "not a valid regular expression"),
     (["collect", "{tmp}/ok.zip", "--course", "{tmp}/c", "--lesson", "03", "--id-pattern", "(?P<id>.*)"],
@@ -141,7 +141,7 @@ def test_collect_moodle_folders_and_hostile_names(tmp_path, capsys):
     (["grade", "--course", "{tmp}/missing"], "no course directory at"),
     (["grade", "--course", "{tmp}", "--jobs", "0"], "argument --jobs: must be more than 0, got 0"),
     (["grade", "--course", "{tmp}", "--timeout", "soon"], "argument --timeout: 'soon' is not a number"),
-    (["grade", "--course", "{tmp}"], "no submissions of a known lesson under"),
+    (["grade", "--course", "{tmp}"], "no submissions of an assignment of"),
     (["feedback", "--course", "{tmp}"], "nothing graded yet"),
     (["export", "--course", "{tmp}"], "nothing graded yet"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -185,7 +185,7 @@ def test_stock_nbgrader_config_is_the_course_configuration(tmp_path, monkeypatch
     """autograder/nbgrader_config.py loads (as nbgrader would) and carries the course's grading pipeline."""
     from traitlets.config import Config
 
-    from ppo_course.autograder.preprocessors import StderrIsNotFailure, TrimTracebacks
+    from ppo_course.autograder.grading.preprocessors import StderrIsNotFailure, TrimTracebacks
 
     config = Config()
     monkeypatch.chdir(tmp_path)

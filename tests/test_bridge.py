@@ -17,8 +17,10 @@ import pytest
 import torch
 
 from ppo_course import clipping
-from ppo_course.autograder import bridge
-from ppo_course.autograder.bridge import Interrupted, LearnerError, Peer, PeerTimeout, ProtocolError
+from ppo_course.autograder.bridge import peer as bridge
+from ppo_course.autograder.bridge import wire as bridge_wire
+from ppo_course.autograder.bridge.peer import Peer
+from ppo_course.autograder.bridge.wire import FrameReader, Interrupted, LearnerError, PeerTimeout, ProtocolError
 
 LEARNER = '''
 import time
@@ -247,7 +249,7 @@ def test_the_grader_answers_nothing_but_its_own_callables():
 
 
 def _raw_frame(sock):
-    reader = bridge.FrameReader(sock)
+    reader = FrameReader(sock)
     header, buffers = reader.read(time.monotonic() + 5)
     return json.dumps(header), buffers
 
@@ -263,7 +265,7 @@ def test_malformed_frames_are_refused(frame):
     grader_end, kernel_end = socket.socketpair()
     kernel_end.sendall(frame)
     with pytest.raises(ProtocolError):
-        bridge.FrameReader(grader_end).read(time.monotonic() + 5)
+        FrameReader(grader_end).read(time.monotonic() + 5)
 
 
 @pytest.mark.parametrize("meta", [
@@ -275,11 +277,11 @@ def test_malformed_frames_are_refused(frame):
 ])
 def test_tensors_that_do_not_add_up_are_refused(meta):
     with pytest.raises(ProtocolError):
-        bridge.decode_tensor(meta, [b"\0" * 8])
+        bridge_wire.decode_tensor(meta, [b"\0" * 8])
 
 
 def test_values_that_are_not_plain_data_are_refused():
-    decoder = bridge.Decoder([], [], lambda handle: None)
+    decoder = bridge_wire.Decoder([], [], lambda handle: None)
     for tree in ({"$": "pickle", "data": "..."}, {"$": "tensor", "k": 3}, {"$": "ndarray", "dtype": "O", "shape": [1],
                  "buf": 0}, {"$": "float", "v": "1" * 100}, {"$": "dict", "items": [[[1], 2]]}):
         with pytest.raises(ProtocolError):

@@ -28,12 +28,15 @@ import nbformat
 import psutil
 import pytest
 
-from ppo_course.autograder import grade as grading
-from ppo_course.autograder.cli import main
-from ppo_course.autograder.course import Course
-from ppo_course.autograder.grade import Limits, Submission, grade, grade_one, prepare_lesson
+from ppo_course.autograder.commands import client as grading
+from ppo_course.autograder.commands.cli import main
+from ppo_course.autograder.commands.client import grade
+from ppo_course.autograder.commands.folder import Course
+from ppo_course.autograder.grading.bundle import Bundle, prepare
+from ppo_course.autograder.grading.grade import Submission, SubmittedFile, grade_one
+from ppo_course.autograder.grading.job import Limits
 
-from conftest import REPO
+from conftest import RELEASE_CACHE, REPO
 from grading_helpers import solution_answers, submission, with_edit
 
 LESSON = "03-clipped-surrogate"
@@ -41,7 +44,7 @@ FULL = {"clipped_surrogate_tests": 4.0, "clip_is_active_tests": 3.0, "ppo_policy
 ZERO = dict.fromkeys(FULL, 0.0)
 CELL_TIMEOUT = 8   # short for the hanging submissions, long enough for the rest on a loaded 2-core machine
 LIMIT_FLAGS = ["--cell-timeout", str(CELL_TIMEOUT), "--timeout", "120", "--memory-gb", "2", "--max-processes", "64",
-               "--scratch-mb", "64", "--no-progress"]
+               "--scratch-mb", "64", "--no-progress", "--release-cache", str(RELEASE_CACHE)]
 VOLATILE = ("graded_at", "seconds")   # when and how long: the only fields two gradings may differ in
 
 
@@ -156,20 +159,23 @@ def test_bad_dask_flags_are_one_line(tmp_path, capsys, argv, message):
 
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory):
-    return prepare_lesson(LESSON, REPO / "solutions", tmp_path_factory.mktemp("cache"))
+    return prepare(LESSON, REPO / "solutions", RELEASE_CACHE)
 
 
 @pytest.mark.slow   # releases the lesson with nbgrader (seconds)
 def test_grading_is_a_function_of_the_bundle_and_the_bytes(bundle, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    graded = grade_one(bundle, Submission("s1", f"{LESSON}.ipynb", b"{not json"), Limits())
-    assert graded.record["status"] == "unreadable" and graded.notebook is None, graded.record
+    graded = grade_one(bundle, one_file(b"{not json"), Limits())
+    assert graded.record["status"] == "unreadable" and graded.notebooks == {}, graded.record
     assert graded.record["total"] == 0 and graded.record["max"] == 10, graded.record
     assert list(tmp_path.iterdir()) == [], "grading one submission must write nothing where it runs"
-    damaged = grading.LessonBundle(bundle.lesson, bundle.contract, bundle.source_sha256, bundle.digest,
-                                   bundle.data[:-10])
+    damaged = Bundle(bundle.contract, bundle.settings, bundle.source_sha256, bundle.digest, bundle.data[:-10])
     with pytest.raises(ValueError, match="damaged"):
-        grade_one(damaged, Submission("s1", f"{LESSON}.ipynb", b"{}"), Limits())
+        grade_one(damaged, one_file(b"{}"), Limits())
+
+
+def one_file(data: bytes) -> Submission:
+    return Submission("s1", {f"{LESSON}.ipynb": SubmittedFile(f"{LESSON}.ipynb", data)})
 
 
 # ------------------------------------------------------------------ a class, here and on a cluster
@@ -247,7 +253,7 @@ def worker_pids(cluster) -> dict[str, int]:
 def test_a_killed_worker_costs_a_retry_and_each_submission_is_graded_once(tmp_path, sandbox, monkeypatch):
     from distributed import Client
 
-    from ppo_course.autograder.cluster import local_cluster
+    from ppo_course.autograder.commands.cluster import local_cluster
 
     slow = answers_with(clip_is_active=solution_answers(LESSON)["clip_is_active"] + "\nimport time\ntime.sleep(12)\n")
     files = {f"good-{i}": (f"{LESSON}.ipynb", answers_with()) for i in range(4)}
@@ -262,14 +268,15 @@ def test_a_killed_worker_costs_a_retry_and_each_submission_is_graded_once(tmp_pa
         return keep(course, record, *args, **kwargs)
 
     monkeypatch.setattr(grading, "keep", counted)
-    limits = Limits(cell_timeout=20, timeout=90, memory_gb=2.0, max_pids=64, scratch_mb=64)
+    limits = Limits(cell_timeout=20, timeout=90, memory_gb=2.0, max_processes=64, scratch_mb=64)
     kills = {"victim": [], "killer": []}   # (worker address, its grading processes) per kill
     to_check: list[tuple[float, list[psutil.Process]]] = []   # (when, a killed worker's grading processes)
     survivors: list[int] = []
     with local_cluster(2) as cluster, Client(cluster, set_as_default=False) as client:
         outcome: dict = {}
         runner = threading.Thread(target=lambda: outcome.update(records=grade(
-            course, [LESSON], limits, jobs=1, progress=False, dask=cluster.scheduler_address)))
+            course, [LESSON], limits, jobs=1, progress=False, dask=cluster.scheduler_address,
+            release_cache=RELEASE_CACHE)))
         runner.start()
         deadline = time.monotonic() + 600
         while runner.is_alive() and time.monotonic() < deadline:

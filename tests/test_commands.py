@@ -26,13 +26,13 @@ def test_course_script_help_names_both_commands():
 def test_release_rejects_an_unknown_lesson(tmp_path):
     result = run(sys.executable, "-m", "ppo_course.autograder", "release", "99", "--dest", str(tmp_path))
     assert result.returncode == 2, f"releasing an unknown lesson must exit 2: {result.stderr}"
-    assert result.stderr.startswith("error: unknown lesson '99'") and "Traceback" not in result.stderr, (
+    assert result.stderr.startswith("error: unknown assignment '99'") and "Traceback" not in result.stderr, (
         f"the error must be one line naming the unknown lesson, not a traceback:\n{result.stderr}")
     assert not any(tmp_path.iterdir()), "a failed release must not write anything"
 
 
 def test_release_rejects_a_missing_source_folder(tmp_path):
     result = run(sys.executable, "-m", "ppo_course.autograder", "release", "--source", str(tmp_path / "nope"))
-    assert result.returncode == 2 and "no source folder" in result.stderr and "Traceback" not in result.stderr, (
+    assert result.returncode == 2 and "no course source folder" in result.stderr and "Traceback" not in result.stderr, (
         f"a missing --source must exit 2 with one line saying so, not a traceback ({result.returncode}):\n"
         f"{result.stderr}")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from ppo_course.autograder import collect as collect_module
-from ppo_course.autograder.cli import main
-from ppo_course.autograder.hidden import authored_text, elided, hidden_failure_message, numbers_in, visible_form
-from ppo_course.autograder.rebuild import SubmissionError, read_submission
-from ppo_course.autograder.safe_text import printable, spreadsheet_cell
+from ppo_course.autograder.commands import collect as collect_module
+from ppo_course.autograder.commands.cli import main
+from ppo_course.autograder.grading.hidden import authored_text, elided, hidden_failure_message, numbers_in, visible_form
+from ppo_course.autograder.grading.rebuild import SubmissionError, read_submission
+from ppo_course.autograder.text import printable, spreadsheet_cell
 
 from conftest import REPO
 

@@ -13,10 +13,12 @@ import nbformat
 import pytest
 from test_grading_round_trips import MISTAKES
 
-from ppo_course.autograder.course import Course
-from ppo_course.autograder.feedback import feedback
-from ppo_course.autograder.grade import Limits, grade
+from ppo_course.autograder.commands.client import grade
+from ppo_course.autograder.commands.feedback import feedback
+from ppo_course.autograder.commands.folder import Course
+from ppo_course.autograder.grading.job import Limits
 
+from conftest import RELEASE_CACHE
 from grading_helpers import hidden_test_lines, points, solution_answers, submission, with_edit
 
 pytestmark = pytest.mark.slow   # grades every lesson in the sandbox
@@ -34,7 +36,8 @@ def graded_course(tmp_path_factory, sandbox):
             folder = course.submitted / student / lesson
             folder.mkdir(parents=True)
             nbformat.write(submission(lesson, chosen), folder / f"{lesson}.ipynb")
-    records = grade(course, LESSONS, Limits(cell_timeout=60, timeout=300), jobs=2, progress=False)
+    records = grade(course, LESSONS, Limits(cell_timeout=60, timeout=300), jobs=2, progress=False,
+                    release_cache=RELEASE_CACHE)
     pages = feedback(course, LESSONS, jobs=2)
     return course, {(r["lesson"], r["student"]): r for r in records}, pages
 

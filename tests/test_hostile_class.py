@@ -24,12 +24,13 @@ import nbformat
 import psutil
 import pytest
 
-from ppo_course.autograder.cgroups import Cgroups
-from ppo_course.autograder.course import Course
-from ppo_course.autograder.grade import Limits, grade, summary
+from ppo_course.autograder.commands.client import grade, summary
+from ppo_course.autograder.commands.folder import Course
+from ppo_course.autograder.grading.job import Limits
+from ppo_course.autograder.sandbox.cgroups import Cgroups
 
 import hostile
-from conftest import REPO
+from conftest import RELEASE_CACHE, REPO
 from grading_helpers import hidden_test_lines, points, solution_answers, submission, with_edit
 
 pytestmark = pytest.mark.slow   # grades hostile classes in the sandbox
@@ -171,9 +172,10 @@ def hostile_class(request, tmp_path_factory, sandbox):
     before = {p: digest(p) for p in course.submitted.rglob("*.ipynb")}
     os.environ["PPO_GRADER_SECRET"] = "an LMS token"
     limits = Limits(cell_timeout=10, timeout=120, memory_gb=MEMORY_GB if with_memory else 4.0,
-                    max_pids=64, scratch_mb=64)
+                    max_processes=64, scratch_mb=64)
     try:
-        records = {r["student"]: r for r in grade(course, [lesson], limits, jobs=2, progress=False)}
+        records = {r["student"]: r for r in grade(course, [lesson], limits, jobs=2, progress=False,
+                                                          release_cache=RELEASE_CACHE)}
     finally:
         del os.environ["PPO_GRADER_SECRET"]
     time.sleep(1)   # anything that survived would still be running now

@@ -28,11 +28,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ppo_course.autograder.execute import python_lines
-from ppo_course.autograder.feedback import MAX_PAGE_CHARS
-from ppo_course.autograder.hidden import numbers_in, visible_form
+from ppo_course.autograder.commands.feedback import MAX_PAGE_CHARS
+from ppo_course.autograder.grading.contract import python_lines
+from ppo_course.autograder.grading.hidden import numbers_in, visible_form
 
-from conftest import LESSONS, REPO, SOLUTIONS, lesson_notebook
+from conftest import LESSONS, RELEASE_CACHE, REPO, SOLUTIONS, lesson_notebook
 from grading_helpers import points, solution_answers, submission, with_edit
 
 pytestmark = pytest.mark.slow   # grades a class in the sandbox, through the command line
@@ -176,6 +176,7 @@ def doors(tmp_path_factory, sandbox):
             "collect moodle": autograder("collect", moodle, "--course", course, "--lesson", "03")}
     submitted = tree_digest(course / "submitted")
     runs["grade"] = autograder("grade", "--course", course, "--jobs", "2", "--cell-timeout", "20", "--timeout", "300",
+                               "--release-cache", RELEASE_CACHE,
                                "--no-progress")
     runs["feedback"] = autograder("feedback", "--course", course, "--jobs", "2")
     runs["export"] = autograder("export", "--course", course)

@@ -6,7 +6,7 @@ import json
 import nbformat
 import pytest
 
-from ppo_course.autograder.release import release
+from ppo_course.autograder.commands.release import release
 
 from conftest import LESSONS, SOLUTIONS, notebooks
 
@@ -65,7 +65,7 @@ def test_student_notebook_hides_solutions_and_hidden_tests(notebook):
 @pytest.mark.parametrize("notebook", notebooks(LESSONS), ids=lambda p: p.parent.name)
 def test_every_stub_names_its_exercise(notebook):
     """A learner who runs a test before writing the exercise reads which exercise and what to do."""
-    from ppo_course.autograder.preprocessors import stub_message
+    from ppo_course.autograder.grading.preprocessors import stub_message
 
     nb = nbformat.read(notebook, as_version=4)
     answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]

@@ -18,22 +18,24 @@ from pathlib import Path
 import psutil
 import pytest
 
-from ppo_course.autograder.kernel import KernelLost, LearnerKernel
-from ppo_course.autograder.sandbox import KernelLayout, SandboxLimits
-from ppo_course.autograder.student_package import PACKAGE_DIR, build_student_package
+from ppo_course.autograder.sandbox.bubblewrap import KernelLayout, SandboxLimits
+from ppo_course.autograder.sandbox.kernel import KernelLost, LearnerKernel
+from ppo_course.autograder.sandbox.package import build_stubbed_package
 
 import hostile
-from conftest import REPO
+from conftest import RELEASE_CACHE, REPO
 
 pytestmark = pytest.mark.slow   # starts sandboxed kernels
 
 MiB = 2**20
+PACKAGE_DIR = Path(__import__("ppo_course").__file__).resolve().parent   # the course's package, stubbed in the kernel
 
 
 @pytest.fixture(scope="module")
 def student_package(tmp_path_factory):
     package = tmp_path_factory.mktemp("pkg") / "ppo_course"
-    build_student_package({"clipped_surrogate", "clip_is_active", "ppo_policy_loss"}, package)
+    build_stubbed_package({"clipped_surrogate", "clip_is_active", "ppo_policy_loss"}, package, PACKAGE_DIR,
+                          "ppo_course")
     return package
 
 
@@ -41,7 +43,7 @@ def start_kernel(package: Path, **limits) -> LearnerKernel:
     run_dir = Path(tempfile.mkdtemp(prefix="ppo-test-run-", dir="/tmp"))
     data = Path(tempfile.mkdtemp(prefix="ppo-test-data-")) / "data.json"
     data.write_text('{"released": true}')
-    layout = KernelLayout(package, [data], "03-clipped-surrogate", run_dir)
+    layout = KernelLayout([data], "03-clipped-surrogate", run_dir, packages=[(package, PACKAGE_DIR)])
     settings = dict(memory_bytes=1024 * MiB, cpu_seconds=120, max_pids=64, scratch_bytes=32 * MiB) | limits
     kernel = LearnerKernel(layout, SandboxLimits(**settings))
     kernel.start()
@@ -96,7 +98,7 @@ print("cwd", os.getcwd(), open("data.json").read())
     assert '{"released": true}' in out, f"the released data file must be readable in the kernel's folder:\n{out}"
     top = eval(out.splitlines()[0][4:])
     assert set(top) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "tmp",
-                        "home", "run", *Path(PACKAGE_DIR).parts[1:2], *Path(sys.base_prefix).parts[1:2],
+                        "home", "run", "opt", *Path(PACKAGE_DIR).parts[1:2], *Path(sys.base_prefix).parts[1:2],
                         *Path(sys.prefix).parts[1:2]}, top
 
 
@@ -262,8 +264,8 @@ def test_processes_and_scratch_space_are_limited(sandbox, student_package):
 
 
 def test_grade_stops_when_the_sandbox_cannot_run_unless_told(tmp_path, capsys, monkeypatch):
-    from ppo_course.autograder import grade as grade_module
-    from ppo_course.autograder.cli import main
+    from ppo_course.autograder.commands import client as grade_module
+    from ppo_course.autograder.commands.cli import main
 
     folder = tmp_path / "course" / "submitted" / "alice" / "03-clipped-surrogate"
     folder.mkdir(parents=True)
@@ -277,7 +279,7 @@ def test_grade_stops_when_the_sandbox_cannot_run_unless_told(tmp_path, capsys, m
 
 
 def test_probe_names_what_is_missing(monkeypatch):
-    from ppo_course.autograder import sandbox
+    from ppo_course.autograder.sandbox import bubblewrap as sandbox
 
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
     assert ("needs bubblewrap (bwrap)" in sandbox.probe.__wrapped__()
@@ -295,7 +297,7 @@ def test_no_sandbox_grades_and_says_so_everywhere(tmp_path):
 
     import nbformat
 
-    from ppo_course.autograder.cli import main
+    from ppo_course.autograder.commands.cli import main
 
     from grading_helpers import solution_answers, submission
 
@@ -305,7 +307,8 @@ def test_no_sandbox_grades_and_says_so_everywhere(tmp_path):
     nbformat.write(submission(lesson, solution_answers(lesson)), folder / f"{lesson}.ipynb")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert main(["grade", "--course", str(tmp_path / "course"), "--no-progress", "--no-sandbox"]) == 0, (
+        assert main(["grade", "--course", str(tmp_path / "course"), "--no-progress", "--no-sandbox",
+                     "--release-cache", str(RELEASE_CACHE)]) == 0, (
             f"grade --no-sandbox must grade a correct submission and exit 0:\n{out.getvalue()}")
     assert out.getvalue().startswith("WARNING: no sandbox (--no-sandbox): student code ran with the grader's rights"), (
         f"without a sandbox, grade's output must open with a warning that says so:\n{out.getvalue()}")

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, field, fields
 from typing import Any
+
+
+def knob(default, help: str):
+    """A config field with its one-line explanation (the CLI's --help reads it from the field's metadata)."""
+    return field(default=default, metadata={"help": help})
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

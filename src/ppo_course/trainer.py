@@ -36,17 +36,13 @@ import torch
 from torch import nn
 
 from .agent import ActorCritic, GaussianActorCritic, NumpyActor
+from .commandline import knob
 from .device import select_device
 from .gae import compute_gae as reference_gae
 from .gaussian import gaussian_entropy as reference_entropy
 from .gaussian import gaussian_log_prob as reference_log_prob
 from .losses import ppo_loss as reference_loss
 from .update import ppo_update as reference_update
-
-
-def knob(default, help: str):
-    """A config field with its one-line explanation (the CLI's --help reads it from the field's metadata)."""
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
