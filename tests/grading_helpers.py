@@ -1,19 +1,25 @@
-"""Build student submissions from released notebooks and grade them with stock nbgrader.
+"""Build student submissions from released notebooks, and grade the reference answers with stock nbgrader.
 
-Used by the grading round-trip tests of every lesson.
+Used by the grading tests of every lesson, and (``stock_autograde``) by the execution tests.
 """
 from __future__ import annotations
 
+import atexit
+import functools
 import re
 import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
 import nbformat
 
+from ppo_course.autograder.grading.bundle import cached_release
 from ppo_course.autograder.grading.pipeline import nbgrader_config
 
-from conftest import LESSONS, SOLUTIONS, lesson_notebook
+from conftest import LESSONS, RELEASE_CACHE, SOLUTIONS, lesson_notebook
+from notebook_execution import CELL_TIMEOUT_S
 
 SOLUTION_BLOCK = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n", re.MULTILINE)
 HIDDEN_BLOCK = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
@@ -48,30 +54,48 @@ def with_edit(answers: dict[str, str], exercise: str, edit: Callable[[str], str]
     return changed
 
 
-def grade_with_nbgrader(course_root: Path, lesson: str,
-                        submissions: Mapping[str, nbformat.NotebookNode]) -> dict[str, dict[str, float]]:
-    """Release ``lesson`` in a fresh nbgrader course, autograde each student, return {student: {grade_id: score}}."""
+@dataclass(frozen=True)
+class StockRun:
+    """Stock ``nbgrader autograde`` of a lesson's reference answers: its scores, and the notebook as it ran."""
+    scores: dict[str, float]
+    notebook: nbformat.NotebookNode
+
+
+@functools.lru_cache(maxsize=None)
+def stock_autograde(lesson: str) -> StockRun:
+    """Grade the reference answers of ``lesson`` with stock nbgrader, once per test run.
+
+    The submission is today's release of solutions/ (the shared release cache's, RELEASE_CACHE) with the
+    reference answers typed in, so the notebook nbgrader runs is the solution notebook itself (its hidden
+    tests restored by nbgrader): the execution tests and the prose-number tests read this run too.
+    """
     from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    shutil.copytree(SOLUTIONS / lesson, course_root / "source" / lesson)
-    config = nbgrader_config(course_root)
-    config.ExecutePreprocessor.timeout = 60
+    release = cached_release(lesson, SOLUTIONS, RELEASE_CACHE)
+    root = Path(tempfile.mkdtemp(prefix=f"stock-{lesson[:2]}-"))
+    atexit.register(shutil.rmtree, root, True)
+    shutil.copytree(SOLUTIONS / lesson, root / "source" / lesson)   # (nbgrader copies its data files from here)
+    shutil.copy(release / "gradebook.db", root / "gradebook.db")
+    name = lesson_notebook(lesson).name
+    nb = nbformat.read(release / "release" / lesson / name, as_version=4)
+    answers = solution_answers(lesson)
+    for cell in nb.cells:
+        if grade_id(cell) in answers:
+            cell.source = answers[grade_id(cell)]
+    folder = root / "submitted" / "perfect" / lesson
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / name)
+    config = nbgrader_config(root)
+    config.Execute.timeout = CELL_TIMEOUT_S
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-    assert api.generate_assignment(lesson)["success"], f"stock nbgrader could not generate {lesson} from solutions/"
-    notebook_name = lesson_notebook(lesson).stem
-    scores = {}
-    for student, nb in submissions.items():
-        folder = course_root / "submitted" / student / lesson
-        folder.mkdir(parents=True)
-        nbformat.write(nb, folder / f"{notebook_name}.ipynb")
-        result = api.autograde(lesson, student)
-        assert result["success"], result.get("error") or result.get("log")
-        with Gradebook(config.CourseDirectory.db_url) as gradebook:
-            graded = gradebook.find_submission_notebook(notebook_name, lesson, student)
-            scores[student] = {g.name: g.score for g in graded.grades}
-    return scores
+    result = api.autograde(lesson, "perfect", create=True)
+    assert result["success"], result.get("error") or result.get("log")
+    with Gradebook(config.CourseDirectory.db_url) as gradebook:
+        graded = gradebook.find_submission_notebook(Path(name).stem, lesson, "perfect")
+        scores = {g.name: g.score for g in graded.grades}
+    return StockRun(scores, nbformat.read(root / "autograded" / "perfect" / lesson / name, as_version=4))
 
 
 def hidden_test_lines(lesson: str) -> list[str]:

@@ -11,6 +11,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from conftest import SOLUTIONS
+
 CELL_TIMEOUT_S = 300
 
 
@@ -44,8 +46,14 @@ def executed_notebook(path: Path, timeout: int = CELL_TIMEOUT_S) -> nbformat.Not
 def executed_copy(notebook: Path) -> nbformat.NotebookNode:
     """``notebook`` executed once per test session, in a copy of its folder (it may write next to itself).
 
-    The execution tests and the prose-number tests read the same run.
+    A solution notebook is the one stock nbgrader runs when it grades the reference answers
+    (``grading_helpers.stock_autograde``): one run per lesson serves the stock round trip, the execution
+    tests and the prose-number tests.
     """
+    from grading_helpers import stock_autograde
+
+    if notebook.parent.parent == SOLUTIONS:
+        return stock_autograde(notebook.parent.name).notebook
     folder = Path(tempfile.mkdtemp(prefix="executed-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     shutil.copytree(notebook.parent, folder / notebook.parent.name)

@@ -1,5 +1,8 @@
 """Every notebook executes top to bottom: solutions cleanly, student versions up to the exercises.
 
+A solution notebook's run is stock nbgrader's, grading the reference answers (``executed_copy``): the
+notebook it runs is the solution itself, so one run per lesson also serves the stock round trip.
+
 In the student form, exactly the cells that need an unfinished exercise (graded test cells and
 cells tagged `requires-exercise`) must raise NotImplementedError: nothing is silently skipped, and
 no other cell may fail.

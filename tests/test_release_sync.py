@@ -1,4 +1,8 @@
-"""lessons/ is exactly what the release command generates from solutions/, and sources stay clean."""
+"""lessons/ is exactly what the release command generates from solutions/, and sources stay clean.
+
+The release compared is the grading tests' shared one (conftest.RELEASE_CACHE): the same nbgrader
+generate_assignment the release command runs (``commands.release.generate`` copies it), made once per run.
+"""
 from __future__ import annotations
 
 import json
@@ -6,9 +10,10 @@ import json
 import nbformat
 import pytest
 
-from ppo_course.autograder.commands.release import release
+from ppo_course.autograder.commands.release import generate
+from ppo_course.autograder.grading.bundle import cached_release
 
-from conftest import LESSONS, SOLUTIONS, notebooks
+from conftest import LESSONS, RELEASE_CACHE, SOLUTIONS, notebooks
 
 pytestmark = pytest.mark.slow   # releases every lesson with nbgrader
 
@@ -19,11 +24,9 @@ def normalised(path):
     return nb
 
 
-@pytest.fixture(scope="module")
-def fresh_release(tmp_path_factory):
-    dest = tmp_path_factory.mktemp("release")
-    release(None, source=SOLUTIONS, dest=dest)
-    return dest
+def fresh_release(lesson: str):
+    """Today's nbgrader release of ``lesson``: the one the grading tests share (the release command's own)."""
+    return cached_release(lesson, SOLUTIONS, RELEASE_CACHE) / "release"
 
 
 def test_every_source_lesson_is_released():
@@ -32,20 +35,31 @@ def test_every_source_lesson_is_released():
 
 
 @pytest.mark.parametrize("notebook", notebooks(SOLUTIONS), ids=lambda p: p.parent.name)
-def test_released_lesson_matches_a_fresh_release(notebook, fresh_release):
+def test_released_lesson_matches_a_fresh_release(notebook):
     lesson = notebook.parent.name
+    fresh = fresh_release(lesson)
     committed = sorted(p.relative_to(LESSONS / lesson) for p in (LESSONS / lesson).rglob("*") if p.is_file())
-    generated = sorted(p.relative_to(fresh_release / lesson)
-                       for p in (fresh_release / lesson).rglob("*") if p.is_file())
+    generated = sorted(p.relative_to(fresh / lesson) for p in (fresh / lesson).rglob("*") if p.is_file())
     assert committed == generated, "lessons/ holds different files than a release; run the release command"
     for relative in generated:
-        new, old = fresh_release / lesson / relative, LESSONS / lesson / relative
+        new, old = fresh / lesson / relative, LESSONS / lesson / relative
         if relative.suffix == ".ipynb":
             assert normalised(old) == normalised(new), (
                 f"lessons/{lesson}/{relative} is out of date: "
                 f"run `python -m ppo_course.autograder release {lesson[:2]}`")
         else:
             assert old.read_bytes() == new.read_bytes(), f"lessons/{lesson}/{relative} is out of date"
+
+
+def test_the_release_command_writes_that_release(tmp_path):
+    lesson = "03-clipped-surrogate"
+    generate(lesson, SOLUTIONS, tmp_path)
+    fresh = fresh_release(lesson) / lesson
+    assert sorted(p.name for p in (tmp_path / lesson).iterdir()) == sorted(p.name for p in fresh.iterdir())
+    for path in fresh.iterdir():
+        new = tmp_path / lesson / path.name
+        assert (normalised(new) if path.suffix == ".ipynb" else new.read_bytes()) == (
+            normalised(path) if path.suffix == ".ipynb" else path.read_bytes()), path.name
 
 
 @pytest.mark.parametrize("notebook", notebooks(SOLUTIONS), ids=lambda p: p.parent.name)
