@@ -26,8 +26,26 @@ os.environ["PPO_COURSE_REVEAL"] = "1"
 
 # One nbgrader release per lesson for the whole run: the grading tests share this cache (grade's
 # release_cache, the CLI's --release-cache), so a lesson is released once, not once per test module.
-RELEASE_CACHE = Path(tempfile.mkdtemp(prefix="releases-"))
-atexit.register(shutil.rmtree, RELEASE_CACHE, True)
+# pytest-xdist's workers inherit it from the process that made it (and removes it at the end).
+if "PPO_TEST_RELEASE_CACHE" not in os.environ:
+    os.environ["PPO_TEST_RELEASE_CACHE"] = tempfile.mkdtemp(prefix="releases-")
+    atexit.register(shutil.rmtree, os.environ["PPO_TEST_RELEASE_CACHE"], True)
+RELEASE_CACHE = Path(os.environ["PPO_TEST_RELEASE_CACHE"])
+# Modules that read the run's one execution of each solution notebook (notebook_execution.executed_copy,
+# grading_helpers.stock_autograde, cached per process): with pytest-xdist they share one worker.
+READ_EXECUTED_NOTEBOOKS = {"test_notebooks.py", "test_prose_numbers.py", "test_predictions.py",
+                           "test_grading_round_trips.py"}
+READ_LESSON03_CLASS = {"test_autograder_class.py", "test_cluster_grading.py"}   # lesson03_class.graded_class_once
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (--dist loadgroup, as ./course.sh test runs it) a module stays on one worker, so its
+    module-scoped fixtures (a graded class, a built site) are made once; the readers of the executed
+    notebooks stay together."""
+    for item in items:
+        group = ("executed-notebooks" if item.path.name in READ_EXECUTED_NOTEBOOKS
+                 else "lesson03-class" if item.path.name in READ_LESSON03_CLASS else item.path.name)
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def notebooks(folder: Path) -> list[Path]:
