@@ -54,7 +54,7 @@ def build(out: Path, clean: bool = False, quiet: bool = False) -> Path:
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     os.environ.pop("MPLBACKEND", None)  # the lessons choose their backend
     html = out / "html"
-    argv = ["-b", "html", "-c", str(SITE), "-d", str(out / "doctrees"), "-j", "1",
+    argv = ["-b", "html", "-c", str(SITE), "-d", str(out / "doctrees"), "-j", "auto",
             "-D", f"nb_execution_cache_path={out / '.jupyter_cache'}", "--fail-on-warning", "--keep-going",
             *(["-q"] if quiet else []), str(source), str(html)]
     status = build_main(argv)

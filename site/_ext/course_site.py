@@ -188,6 +188,11 @@ def on_build_finished(app, exception) -> None:
 
 
 def setup(app):
+    # sphinx-mathjax-offline only sets MathJax's path and copies its files when the build ends, but does not
+    # declare itself safe for Sphinx's parallel reading (-j), which it is: the lessons then execute in parallel.
+    offline = app.extensions.get("sphinx-mathjax-offline")
+    if offline is not None:
+        offline.parallel_read_safe = offline.parallel_write_safe = True
     app.connect("doctree-read", on_doctree_read)
     app.connect("build-finished", on_build_finished)
     # A change to this extension or to site/pages.py changes what every page is made of: Sphinx then reads
