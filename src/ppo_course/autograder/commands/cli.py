@@ -295,6 +295,8 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# The README's instructor set-up (course.sh builds .venv-instructor), and what it amounts to elsewhere.
+INSTRUCTOR_SETUP = "./course.sh instructor (or: pip install -e '.[instructor]')"
 INTERRUPTED = {
     "collect": "the files collected so far are stored and in collected.csv; run the same command again to continue",
     "grade": "submissions graded so far are saved; run the same command again to finish",
@@ -315,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except ModuleNotFoundError as error:
         if error.name and error.name.split(".")[0] == "nbgrader":
-            print("error: nbgrader is not installed; install the instructor extra: "
-                  "pip install -e '.[instructor]'", file=sys.stderr)
+            print(f"error: nbgrader is not installed in this Python ({sys.executable}); set up the instructor "
+                  f"environment with {INSTRUCTOR_SETUP}", file=sys.stderr)
             return 2
         raise
