@@ -66,7 +66,7 @@ def test_the_guides_commands_are_commands_the_autograder_takes():
             pytest.fail(f"the guide shows a command the autograder refuses ({error}): {' '.join(argv)}")
 
 
-def test_missing_nbgrader_names_the_readmes_setup_command(monkeypatch, capsys):
+def test_missing_nbgrader_names_the_readmes_setup_command(monkeypatch, capsys, tmp_path):
     real_import = builtins.__import__
 
     def no_nbgrader(name, *args, **kwargs):
@@ -75,7 +75,7 @@ def test_missing_nbgrader_names_the_readmes_setup_command(monkeypatch, capsys):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_nbgrader)
-    assert cli.main(["release", "--dest", "/nonexistent/never-written"]) == 2
+    assert cli.main(["release", "--dest", str(tmp_path / "lessons")]) == 2
     error = capsys.readouterr().err
     readme = (REPO / "README.md").read_text()
     setup = re.search(r"\./course\.sh instructor\b", readme)
