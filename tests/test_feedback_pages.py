@@ -29,6 +29,8 @@ from browser_helpers import chromium_page, require_browser
 from conftest import RELEASE_CACHE
 from grading_helpers import hidden_test_lines, solution_answers, submission, with_edit
 
+pytestmark = pytest.mark.slow   # grades four submissions in the sandbox, then reads their pages in Chromium
+
 LESSON = "03-clipped-surrogate"
 BROKEN_LINE = "    return torch.minimum(ratio * adv, torch.clamp(ratio, 1 - eps, 1 + eps) * adv"   # no closing )
 
