@@ -3,6 +3,8 @@
 #   ./course.sh lab    set up the student environment (.venv) and open JupyterLab on lessons/
 #   ./course.sh test   set up the developer environment (.venv-dev) and run the whole test suite
 #   ./course.sh site   build the course's website into site/_build/html (lessons executed in fast mode)
+#   ./course.sh instructor [COMMAND ...]   set up the instructor environment (.venv-instructor: nbgrader, Dask;
+#                      no test tools) and run an autograder command in it, e.g. grade --course DIR
 # Each is idempotent: a second run reuses the environment (it is rebuilt only when
 # requirements.txt or pyproject.toml change) and starts in seconds.
 set -euo pipefail
@@ -10,6 +12,7 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 DEV_EXTRAS="[instructor,test,bench,site,cluster]"   # nbgrader, test tools, benchmarks, website, Dask: never for students
+INSTRUCTOR_EXTRAS="[instructor,cluster]"            # what the instructor guide's commands need, and nothing else
 TORCH_CPU="torch==2.13.0"   # a CPU wheel; an unpinned torch pulls a multi-GB CUDA build
 
 die() { echo "course.sh: $*" >&2; exit 2; }
@@ -45,6 +48,16 @@ install_debian_tools() {
     fi
 }
 
+ensure_bubblewrap() {
+    # Grading runs student code in bubblewrap's sandbox; install it where we can, else say how.
+    command -v bwrap >/dev/null && return 0
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "course.sh: installing bubblewrap (the grader's sandbox)" >&2
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) && return 0
+    fi
+    echo "course.sh: grading needs bubblewrap (the sandbox): sudo apt-get install bubblewrap" >&2
+}
+
 cmd=${1:-help}; shift || true
 case "$cmd" in
     lab)
@@ -66,10 +79,24 @@ case "$cmd" in
         make_venv .venv-dev "$DEV_EXTRAS"
         PATH="$PWD/.venv-dev/bin:$PATH" exec .venv-dev/bin/python site/build.py "$@"
         ;;
+    instructor)
+        make_venv .venv-instructor "$INSTRUCTOR_EXTRAS"
+        ensure_bubblewrap
+        if [[ $# -gt 0 ]]; then
+            PATH="$PWD/.venv-instructor/bin:$PATH" exec .venv-instructor/bin/python -m ppo_course.autograder "$@"
+        fi
+        cat <<EOF
+course.sh: the instructor environment is ready in .venv-instructor. Run the instructor guide's commands
+(autograder/README.md) in it, from this folder, either as
+    ./course.sh instructor COMMAND ...              e.g. ./course.sh instructor grade --course ~/ppo-fall
+or, after  source .venv-instructor/bin/activate,  as the guide writes them:
+    python -m ppo_course.autograder COMMAND ...     (--help on any command explains every option)
+EOF
+        ;;
     help|-h|--help)
-        sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
-        die "unknown command '$cmd' (use: lab, test, site, help)"
+        die "unknown command '$cmd' (use: lab, test, site, instructor, help)"
         ;;
 esac

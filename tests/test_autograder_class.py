@@ -138,7 +138,7 @@ def test_feedback_shows_scores_but_no_hidden_tests(graded_class, student):
     assert [line for line in hidden if line in page] == [], "these hidden test lines leaked into the feedback"
     assert "HIDDEN TESTS" not in page, "the feedback page must not show the hidden-test markers"
     total = result(graded_class["course"], student)["total"]
-    assert f"{LESSON} (Score: {total:.1f} / 10.0)" in page, "the page must show the student's score"
+    assert f"Score: {total:g} / 10" in page, "the page must show the student's score"
     if student == "103":
         assert [line for line in solution_lines() if line in page] == [], "feedback must not show the solutions"
 
@@ -153,4 +153,4 @@ def test_feedback_after_a_dropped_answer_explains_it(graded_class):
     page = visible((graded_class["course"] / "feedback" / "105" / LESSON / f"{LESSON}.html").read_text())
     assert "Your answer to clip_is_active: a cell kept running" in page, (
         "105's feedback must explain that its clip_is_active answer was dropped for running too long")
-    assert f"{LESSON} (Score: 7.0 / 10.0)" in page, "105's feedback must show the 7 points earned without that answer"
+    assert "Score: 7 / 10" in page, "105's feedback must show the 7 points earned without that answer"

@@ -14,7 +14,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_course_script_rejects_an_unknown_command():
     result = run("bash", "course.sh", "frobnicate")
     assert result.returncode == 2, f"course.sh must exit 2 on an unknown command: {result.stderr}"
-    assert result.stderr.strip() == "course.sh: unknown command 'frobnicate' (use: lab, test, site, help)"
+    assert result.stderr.strip() == "course.sh: unknown command 'frobnicate' (use: lab, test, site, instructor, help)"
 
 
 def test_course_script_help_names_both_commands():

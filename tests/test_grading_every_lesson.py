@@ -71,8 +71,8 @@ def test_feedback_is_written_with_its_score_and_without_hidden_tests(graded_cour
                         .replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
         assert [line for line in hidden if " ".join(line.split()) in seen] == [], (lesson, student)
         total, maximum = records[lesson, student]["total"], records[lesson, student]["max"]
-        assert f"(Score: {total:.1f} / {maximum:.1f})" in page, (
-            f"{student}'s {lesson} feedback must show the score it was graded with, {total:.1f} / {maximum:.1f}")
+        assert f"Score: {total:g} / {maximum:g}" in page, (
+            f"{student}'s {lesson} feedback must show the score it was graded with, {total:g} / {maximum:g}")
 
 
 def test_teaching_cells_are_not_run_while_grading(graded_course):

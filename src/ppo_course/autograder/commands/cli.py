@@ -21,6 +21,7 @@ from pathlib import Path
 from ...commandline import OneLineErrorParser, add_config_options
 from ..errors import CourseError
 from ..grading.job import Limits
+from .export import FORMATS
 from .folder import safe_id
 from .source import LESSONS_DIR, SOLUTIONS_DIR, resolve
 
@@ -143,12 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_assignments(manual, "every graded assignment with manually graded cells")
 
     export = commands.add_parser(
-        "export", help="write the gradebook CSV (one row per student, one column per test cell)",
-        description="Write a CSV for the LMS: student_id, name, one column per autograded test cell, assignment "
-                    "totals (with the points given by hand), total, status and comment.")
+        "export", help="write the grades as a CSV: the gradebook, or Canvas's or Moodle's grade-import file",
+        description="Write the grades as CSV. gradebook (default): student_id, name, one column per autograded test "
+                    "cell, assignment totals (with the points given by hand), total, status and comment. canvas: "
+                    "Canvas's gradebook import (Student, ID, SIS User ID, SIS Login ID, Section, one column per "
+                    "assignment, a Points Possible row). moodle: Moodle's Import grades from CSV (an identifier "
+                    "column and one column per assignment). Students an LMS file cannot identify are named on "
+                    "stderr and left out.")
     add_course(export)
     add_assignments(export, "every graded assignment")
-    export.add_argument("--output", type=Path, help="where to write (default: COURSE/gradebook.csv)")
+    export.add_argument("--format", choices=FORMATS, default="gradebook",
+                        help="gradebook (default), canvas or moodle")
+    export.add_argument("--output", type=Path,
+                        help="where to write (default: COURSE/gradebook.csv, canvas-grades.csv or moodle-grades.csv)")
+    export.add_argument("--roster", type=Path, metavar="CSV",
+                        help="the LMS's own gradebook export (Canvas: Grades > Export; Moodle: Export > Plain text "
+                             "file), to fill in each student's LMS identity (needed for Moodle downloads, whose "
+                             "folder numbers Moodle's grade import cannot match)")
+    export.add_argument("--lms-assignment", action="append", default=[], metavar="ASSIGNMENT=ID",
+                        help="the LMS's id of an assignment, e.g. 03=123456 (Canvas: the number in the "
+                             "assignment's address, .../assignments/123456); repeatable")
     return parser
 
 
@@ -282,19 +297,32 @@ def run_manual(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from .export import export
+    from ..text import printable
+    from .export import DEFAULT_OUTPUT, export
     from .folder import open_course
 
     course = open_course(args.course)
     assignments = resolve(args.assignments, args.source) if args.assignments else graded(course, [])
     if not assignments:
         raise CourseError(f"nothing graded yet under {course.autograded} (run `grade` first)")
-    output = args.output or course.gradebook_csv
-    rows = export(course, assignments, args.source, output)
-    print(f"wrote {output}: {rows} student(s), assignments {', '.join(assignments)}")
+    lms_ids = {}
+    for given in args.lms_assignment:
+        name, _, lms_id = given.partition("=")
+        if not lms_id.strip().isdigit():
+            raise CourseError(f"--lms-assignment '{given}' is not ASSIGNMENT=ID with a numeric ID (e.g. 03=123456)")
+        lms_ids[resolve([name], args.source)[0]] = lms_id.strip()
+    if args.roster is not None and not args.roster.is_file():
+        raise CourseError(f"no roster file at {args.roster}")
+    output = args.output or course.root / DEFAULT_OUTPUT[args.format]
+    exported = export(course, assignments, args.source, output, args.format, args.roster, lms_ids)
+    print(f"wrote {output} ({args.format}): {exported.rows} student(s), assignments {', '.join(assignments)}")
+    for warning in exported.warnings:
+        print(f"  note: {printable(warning, 600)}", file=sys.stderr)
     return 0
 
 
+# The README's instructor set-up (course.sh builds .venv-instructor), and what it amounts to elsewhere.
+INSTRUCTOR_SETUP = "./course.sh instructor (or: pip install -e '.[instructor]')"
 INTERRUPTED = {
     "collect": "the files collected so far are stored and in collected.csv; run the same command again to continue",
     "grade": "submissions graded so far are saved; run the same command again to finish",
@@ -315,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except ModuleNotFoundError as error:
         if error.name and error.name.split(".")[0] == "nbgrader":
-            print("error: nbgrader is not installed; install the instructor extra: "
-                  "pip install -e '.[instructor]'", file=sys.stderr)
+            print(f"error: nbgrader is not installed in this Python ({sys.executable}); set up the instructor "
+                  f"environment with {INSTRUCTOR_SETUP}", file=sys.stderr)
             return 2
         raise

@@ -65,7 +65,8 @@ MAX_DEPTH = 16                        # folders below a student's own
 MAX_PATH_CHARS = 1000
 MAX_LISTED_PER_STUDENT = 5            # skipped files of one student listed one by one; the rest counted
 LOG_FIELDS = ["collected_at", "download", "source", "entry", "student", "name", "lesson", "stored_as", "bytes",
-              "sha256", "outcome"]
+              "sha256", "outcome", "layout"]   # layout: where the id came from (canvas: Canvas's user id; moodle:
+                                                # the assignment's participant number; folders; custom)
 
 
 @dataclass
@@ -270,8 +271,8 @@ class StudentFolder:
 class Log:
     """collected.csv, one row per decision, appended as soon as it is made."""
 
-    def __init__(self, course: Course, source: Path, lesson: str):
-        self.path, self.source, self.lesson = course.collected_log, str(source), lesson
+    def __init__(self, course: Course, source: Path, lesson: str, layout: str):
+        self.path, self.source, self.lesson, self.layout = course.collected_log, str(source), lesson, layout
         self.download = uuid.uuid4().hex[:8]
         upgrade_log(self.path)
 
@@ -280,7 +281,8 @@ class Log:
         row = {"collected_at": dt.datetime.now().isoformat(timespec="seconds"), "download": self.download,
                "source": self.source, "entry": entry, "student": student, "name": name, "lesson": self.lesson,
                "stored_as": stored_as, "bytes": "" if data is None else len(data),
-               "sha256": "" if data is None else hashlib.sha256(data).hexdigest(), "outcome": outcome}
+               "sha256": "" if data is None else hashlib.sha256(data).hexdigest(), "outcome": outcome,
+               "layout": self.layout}
         write_csv(self.path, LOG_FIELDS, [[row[f] for f in LOG_FIELDS]], append=True)
         return row
 
@@ -311,7 +313,7 @@ def collect_entries(course: Course, source: Path, lesson: str, layout: Layout | 
                     ) -> Collected:
     if layout is None:
         layout = choose_layout([e.path for e in entries if not path_problem(e.path)])
-    report, log, folders, owners = Collected(layout.description), Log(course, source, lesson), {}, {}
+    report, log, folders, owners = Collected(layout.description), Log(course, source, lesson, layout.name), {}, {}
 
     def skip(entry: Entry, why: str, student: str = "", folder: StudentFolder | None = None) -> None:
         if folder is not None:
@@ -381,6 +383,12 @@ def log_rows(course: Course) -> list[dict]:
 def student_names(course: Course) -> dict[str, str]:
     """{student id: name} from collected.csv (Canvas and Moodle put a name in the file name)."""
     return {row["student"]: row["name"] for row in log_rows(course) if row.get("name")}
+
+
+def id_layouts(course: Course) -> dict[str, str]:
+    """{student id: the layout it was read from} (``canvas``: Canvas's own user id; ``moodle``: the Moodle
+    assignment's participant number; ``folders``, ``custom``; empty for a log older than this column)."""
+    return {row["student"]: row.get("layout", "") for row in log_rows(course)}
 
 
 def downloads(course: Course) -> dict[str, str]:

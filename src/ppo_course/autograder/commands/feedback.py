@@ -1,23 +1,25 @@
-"""Per-student HTML feedback: nbgrader's feedback page of each notebook, without the hidden tests.
+"""Per-student HTML feedback: one page per graded notebook, without the hidden tests (``page`` builds it).
 
-Stock ``nbgrader generate_feedback`` renders the autograded notebook as it ran, hidden tests and
-all. Here nbgrader's own ClearHiddenTests runs first and failed tests show their message without a
-traceback (a traceback quotes the hidden test's code); then every page is checked for hidden-test
-text before it is written. A submission that could not be graded gets a short page that says why.
+Stock ``nbgrader generate_feedback`` renders the autograded notebook as it ran, hidden tests and all, with
+the lesson's code unrun and its maths loaded from a CDN. Here each page starts with what the grader said
+(the score, the notes, each exercise's points and what happened) and then shows the notebook with nbgrader's
+own ClearHiddenTests applied and failed tests reduced to their message (a traceback quotes the hidden
+test's code); every page is then checked for hidden-test text and for its size before it is written. A
+submission that could not be graded gets a short page that says why.
 """
 from __future__ import annotations
 
 import html
 import json
 import re
-import shutil
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import nbformat
+
 from ..errors import CourseError
-from ..grading.pipeline import grading_config
 from .folder import Course
+from .page import feedback_page, without_hidden_tests
 
 MAX_PAGE_CHARS = 8 * 2**20   # a feedback page's bound (see the instructor guide): no submission makes one larger
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)
@@ -47,28 +49,6 @@ def visible_text(page: str) -> str:
     return html.unescape(TAG.sub("", page))
 
 
-def render(graded_dir: Path, student: str, assignment: str) -> dict[str, str]:
-    """nbgrader's feedback HTML for each graded notebook of one submission (in a throwaway course), by notebook."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-
-    with tempfile.TemporaryDirectory(prefix="feedback-") as tmp:
-        root = Path(tmp)
-        target = root / "autograded" / student / assignment
-        target.mkdir(parents=True)
-        notebooks = sorted(p.name for p in graded_dir.glob("*.ipynb"))
-        for name in notebooks:
-            shutil.copy(graded_dir / name, target / name)
-        shutil.copy(graded_dir / "gradebook.db", root / "gradebook.db")
-        config = grading_config(root)
-        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-        result = api.generate_feedback(assignment, student)
-        pages = {name: root / "feedback" / student / assignment / name.replace(".ipynb", ".html") for name in notebooks}
-        if not result["success"] or not all(page.exists() for page in pages.values()):
-            raise CourseError(f"nbgrader could not render feedback for {student}: {result.get('error')}")
-        return {name: page.read_text() for name, page in pages.items()}
-
-
 def failure_page(record: dict) -> str:
     title = f"{record['lesson']}: not graded"
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
@@ -96,15 +76,14 @@ def feedback_one(course_root: str, student: str, assignment: str) -> tuple[str, 
     graded_dir = course.result_path(student, assignment).parent
     outcome, pages = record["status"], {}
     if record.get("scores") and any(graded_dir.glob("*.ipynb")):
+        # an answer dropped after it killed or hung the kernel: say so above everything
+        banner = (f"Your answer to {record['message']} It was graded as 0; the rest as usual."
+                  if record["status"] != "graded" else "")
         try:
-            pages = checked_pages(graded_dir, student, assignment)
+            pages = checked_pages(graded_dir, record, banner)
         except Exception as error:  # noqa: BLE001 - this student still gets their scores
             pages = {f"{assignment}.ipynb": scores_only_page(record)}
             outcome = f"fallback: {type(error).__name__}: {error}"
-        else:
-            if record["status"] != "graded":  # an answer was dropped after it killed or hung the kernel
-                banner = f"Your answer to {record['message']} It was graded as 0; the rest as usual."
-                pages = {name: with_banner(page, banner) for name, page in pages.items()}
     else:
         pages = {f"{assignment}.ipynb": failure_page(record)}
     out = course.feedback / student / assignment
@@ -114,9 +93,18 @@ def feedback_one(course_root: str, student: str, assignment: str) -> tuple[str, 
     return student, outcome
 
 
-def checked_pages(graded_dir: Path, student: str, assignment: str) -> dict[str, str]:
-    """nbgrader's pages, refused (CourseError) if one is over the bound or any hidden test's text shows on it."""
-    pages = render(graded_dir, student, assignment)
+def render(graded_dir: Path, record: dict, banner: str = "") -> dict[str, str]:
+    """The page of each graded notebook of one submission, by notebook."""
+    pages = {}
+    for path in sorted(graded_dir.glob("*.ipynb")):
+        notebook = without_hidden_tests(nbformat.read(path, as_version=4))
+        pages[path.name] = feedback_page(notebook, path.name, record, banner)
+    return pages
+
+
+def checked_pages(graded_dir: Path, record: dict, banner: str = "") -> dict[str, str]:
+    """The pages, refused (CourseError) if one is over the bound or any hidden test's text shows on it."""
+    pages = render(graded_dir, record, banner)
     for name, page in pages.items():
         if len(page) > MAX_PAGE_CHARS:
             raise CourseError(f"the page of {name} would be {len(page) / 2**20:.1f} MB, over the "
@@ -126,11 +114,6 @@ def checked_pages(graded_dir: Path, student: str, assignment: str) -> dict[str, 
         if leaked or "HIDDEN TESTS" in seen:
             raise CourseError(f"the page of {name} would show hidden test code")
     return pages
-
-
-def with_banner(page: str, message: str) -> str:
-    banner = f"<div style='border:2px solid #d2413a;padding:0.5em;margin:1em'>{html.escape(message)}</div>"
-    return re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + banner, page, count=1)
 
 
 def safe_feedback(course_root: str, student: str, lesson: str) -> tuple[str, str]:

@@ -124,6 +124,8 @@ def grade_kit(kit: Kit, submission: Submission, limits: Limits) -> Graded:
             continue
         prefix = f"{contract.notebook}: " if len(kit.contract.notebooks) > 1 else ""
         record["notes"] += [prefix + note for note in rebuilt.notes]
+        for answer_id, error in rebuilt.syntax_errors.items():
+            record.setdefault("syntax_errors", {})[answer_id] = dict(error, notebook=contract.notebook)
         for cell in rebuilt.notebook.cells:   # the answers, and the manually graded cells as written
             cell_id = grade_id(cell)
             if cell_id and cell.source != _released_source(kit, contract.notebook, cell_id):

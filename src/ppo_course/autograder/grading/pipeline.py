@@ -24,14 +24,16 @@ def ensure_tools_on_path() -> None:
 
 
 def released_notebook_steps() -> list:
-    """nbgrader's generate_assignment steps, with the stubs named right after the solutions are cleared."""
+    """nbgrader's generate_assignment steps, with the stubs named right after the solutions are cleared, and
+    each test cell announcing a pass once the gradebook has saved the course's own cells."""
     from nbgrader.converters import GenerateAssignment
-    from nbgrader.preprocessors import ClearSolutions
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
-    from .preprocessors import NameTheStubs
+    from .preprocessors import AnnounceVisiblePass, NameTheStubs
 
     steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
     steps.insert(steps.index(ClearSolutions) + 1, NameTheStubs)
+    steps.insert(steps.index(ClearHiddenTests), AnnounceVisiblePass)
     return steps
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
-from .contract import is_test_cell
+from .contract import is_test_cell, parse_python, python_lines, read_notebook_contract
+from .hidden import has_hidden_tests, visible_form
 
 
 class StderrIsNotFailure(Preprocessor):
@@ -61,4 +62,35 @@ class NameTheStubs(Preprocessor):
         if cell.cell_type == "code" and grading.get("solution") and STUB_CALL in cell.source:
             message = stub_message(grading.get("grade_id", "this exercise"))
             cell.source = cell.source.replace(STUB_CALL, f"raise NotImplementedError({message!r})")
+        return cell, resources
+
+
+def pass_message(exercise: str, hidden: bool) -> str:
+    """The line a learner's notebook prints when an exercise's visible tests pass."""
+    return f"{exercise}: visible tests pass; hidden tests run at grading" if hidden else f"{exercise}: tests pass"
+
+
+class AnnounceVisiblePass(Preprocessor):
+    """In the released notebook, each test cell ends by printing that its visible tests passed.
+
+    A test cell that passes prints nothing, so a learner cannot tell a pass from a cell that did not run
+    (in Colab or Voila even less). Runs after SaveCells (the gradebook keeps the course's own cell, so
+    grading runs exactly what it ran before) and before ClearHiddenTests and the last ComputeChecksums
+    (so nbgrader's checksums, and ``nbgrader validate``, accept the released cell as it is).
+    """
+
+    enabled = Bool(True)
+
+    def preprocess(self, nb, resources):
+        contract = read_notebook_contract(nb, resources.get("unique_key", "notebook"))
+        self.exercise_of = {test: e.answer_id for e in contract.exercises for test in e.test_ids}
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        grading = cell.metadata.get("nbgrader", {})
+        visible = parse_python(python_lines(visible_form(cell.source))) if is_test_cell(cell) else None
+        if visible is not None and visible.body:   # (nothing to announce for a cell whose tests are all hidden)
+            exercise = self.exercise_of.get(grading.get("grade_id"), grading.get("grade_id", "this exercise"))
+            line = f"print({pass_message(exercise, has_hidden_tests(cell.source))!r})"
+            cell.source = cell.source.rstrip("\n") + "\n" + line
         return cell, resources
