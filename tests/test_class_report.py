@@ -37,6 +37,7 @@ from ppo_course.autograder.commands.folder import Course
 from ppo_course.autograder.commands.mistakes import group_failures, message_key
 from ppo_course.autograder.commands.report import write_report
 from ppo_course.autograder.commands.report_data import failure_message, first_failure
+from ppo_course.autograder.commands.report_page import code_block
 from ppo_course.autograder.commands.similarity import (
     fingerprint,
     normalised_tokens,
@@ -159,6 +160,13 @@ def test_grouping_names_each_mistake_by_what_its_members_share():
     alone = group_failures([("ed", "got 0.5000: take the min.")])[0]
     assert alone.label == "got 0.5000: take the min.", "one member's numbers are its message's"
     assert len(group_failures([("x", "<b>" * 10_000)])[0].label) <= 600
+
+
+def test_what_a_submission_wrote_can_neither_hide_nor_reorder_text():
+    shown = code_block("x = 1\u202e  # </pre><script>\n\ty = 2")
+    assert shown == "<pre>x = 1\\u202e  # &lt;/pre&gt;&lt;script&gt;\n\ty = 2</pre>", shown
+    label = group_failures([("a", "got\u202e 1 \x1b[31m<b>")])[0].label
+    assert label == "got\\u202e 1 \\x1b[31m<b>", label   # (the page escapes the markup: tested below)
 
 
 def test_a_failure_is_read_from_the_first_test_cell_that_failed_a_visible_check():

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..grading.hidden import ELIDED, INNER_BRACKETS, NUMBER
+from ..text import printable
 
 MAX_MESSAGE_CHARS = 2_000   # of a message read (the grader caps them at this already)
 MAX_LABEL_CHARS = 600       # of a mistake's name on the page (a course's hint is at most this long)
@@ -24,8 +25,9 @@ ELISIONS = re.compile(f"{ELIDED}(?:[\\s,]*{ELIDED})+")
 
 
 def shown_message(message: str) -> str:
-    """A failure message on one line, its lists, dicts and addresses elided."""
-    text = " ".join(str(message)[:MAX_MESSAGE_CHARS].split())
+    """A failure message on one line, its lists, dicts and addresses elided, control and bidirectional
+    characters shown as escapes (``text.printable``: a message cannot reorder what the page shows)."""
+    text = printable(" ".join(str(message)[:MAX_MESSAGE_CHARS].split()), MAX_MESSAGE_CHARS)
     previous = None
     while previous != text:
         previous, text = text, INNER_BRACKETS.sub(ELIDED, text)

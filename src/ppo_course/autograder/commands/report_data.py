@@ -24,7 +24,7 @@ from ..errors import CourseError
 from ..grading.contract import Contract, Exercise, grade_id, parse_python, read_contract
 from ..grading.hidden import visible_form
 from ..grading.rebuild import is_stub
-from ..text import read_csv
+from ..text import printable, read_csv
 from .collect import student_names
 from .folder import Course
 from .manual import manual_scores
@@ -80,8 +80,8 @@ class AssignmentReport:
 
 
 def cap(text, limit: int = MAX_TEXT) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Text a submission controls, on one line, without control or bidirectional characters, at most ``limit``."""
+    return printable(" ".join(str(text).split()), limit)
 
 
 def read_graded_notebook(path: Path) -> list[dict]:

@@ -13,6 +13,8 @@ import base64
 import hashlib
 import html
 import io
+import unicodedata
+import warnings
 
 from .report_data import FULL, NO_ANSWER, NOT_GRADED, OUTCOMES, PARTIAL, ZERO, AssignmentReport, Submission
 
@@ -99,7 +101,9 @@ def who(submission: Submission) -> str:
 
 def png(figure) -> str:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=96)
+    with warnings.catch_warnings():   # (a glyph a message uses that the font lacks is drawn as a box, silently)
+        warnings.simplefilter("ignore")
+        figure.savefig(buffer, format="png", dpi=96)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -289,8 +293,12 @@ def time_section(report: AssignmentReport) -> str:
 
 
 def code_block(code: str) -> str:
+    """An answer as text: escaped, capped, and every invisible or bidirectional character shown as an escape
+    (so code cannot look other than it runs, as in "Trojan Source")."""
     if len(code) > MAX_CODE_CHARS:
         code = code[:MAX_CODE_CHARS] + f"\n… ({len(code) - MAX_CODE_CHARS} more characters)"
+    code = "".join(c if c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+                   else f"\\u{ord(c):04x}" for c in code)
     return f"<pre>{e(code)}</pre>"
 
 
