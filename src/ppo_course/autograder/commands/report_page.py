@@ -188,7 +188,11 @@ def anchor(assignment: str, part: str = "") -> str:
 
 
 def lead(report: AssignmentReport) -> str:
-    statuses = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items()))
+    flagged = ("review", "manual grading pending")
+    statuses = ", ".join(f"{n} {status}" for status, n in sorted(report.statuses.items(), key=lambda sn: -sn[1])
+                         if status not in flagged)
+    statuses += "".join(f"; {report.statuses[f]} {'flagged for review' if f == 'review' else 'awaiting manual grading'}"
+                        for f in flagged if report.statuses.get(f))
     points = sorted(s.points for s in report.submissions)
     median = points[len(points) // 2] if points else 0
     top = max(report.mistakes, key=lambda m: m["count"], default=None)
