@@ -124,6 +124,21 @@ def test_manual_cells_wait_for_a_person_never_silently_scored(graded):
         assert record["manual_scores"] == {cell: stock[cell] for cell in MANUAL if stock[cell] is not None}, record
 
 
+def test_the_class_report_reads_any_course(graded):
+    """``report`` knows nothing of PPO: on ps1 it counts each exercise's outcomes and names bitdiddle's failing
+    checks, which have no message, by their visible statements."""
+    out = graded["root"] / "report"
+    run = autograder("report", "--course", graded["course"], "--source", SOURCE, "ps1", "--output", out)
+    assert run.returncode == 0 and (out / "report.html").exists(), run.stderr
+    report = json.loads((out / "report.json").read_text())["assignments"][0]
+    assert [(x["exercise"], x["full"], x["partial"]) for x in report["exercises"]] == [("squares", 1, 1),
+                                                                                       ("sum_of_squares", 1, 1)]
+    assert {(m["exercise"], m["label"], tuple(m["students"])) for m in report["mistakes"]} == {
+        ("squares", "AssertionError at assert squares(1) == …", ("bitdiddle",)),
+        ("sum_of_squares", "AssertionError at assert sum_of_squares(1) == 1", ("bitdiddle",))}, report["mistakes"]
+    assert report["statuses"] == {"graded": 2, "manual grading pending": 2}, report["statuses"]
+
+
 def test_manual_grading_then_export(graded):
     course = graded["course"]
     run = autograder("manual", "--course", course, "--source", SOURCE, "ps1")

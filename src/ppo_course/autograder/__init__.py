@@ -3,7 +3,8 @@
 Four wings, each importing only the ones below it:
 
   commands/   the instructor's commands over a course folder: collect, grade (the client: here with
-              --jobs, or on a Dask cluster), feedback, manual, export, release; the course's source as data
+              --jobs, or on a Dask cluster), feedback, manual, export, release, report (what the class
+              got wrong, similar submissions); the course's source as data
   grading/    grading one submission, a pure function (grade.grade_one): the contract read from the
               source notebooks, the rebuild, the release bundle and nbgrader's pipelines, the typed job
               and outcome, the grading process and the trusted tests (execute)

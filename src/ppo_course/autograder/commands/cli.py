@@ -6,6 +6,7 @@
     feedback  COURSE/feedback/<student>/<assignment>/<notebook>.html, hidden tests removed
     manual    COURSE/manual/<assignment>.html and .csv: the cells a person grades, and their points
     export    COURSE/gradebook.csv, one row per student and one column per test cell
+    report    COURSE/report/report.html (+ .json, .csv): what the class got wrong, statuses, similar submissions
 
 ``--source`` names the course (a folder of nbgrader source assignments; default: this repository's
 solutions/). Errors in what the instructor typed are one line on stderr and exit status 2.
@@ -110,6 +111,19 @@ def add_grade(commands) -> None:
                             "(default: COURSE/.grading-cache)")
 
 
+def add_report(commands) -> None:
+    report = commands.add_parser(
+        "report", help="the class report: the mistakes the class made, statuses, grading time, similar submissions",
+        description="Write COURSE/report/report.html (one page, readable offline), report.json and CSV files from "
+                    "the graded results: per exercise the share of full marks, partial, zero and no answer; per "
+                    "test cell the pass rate; the named mistakes (the message of the first failing visible check) "
+                    "with the students behind each; scores, statuses and grading time; and pairs of students whose "
+                    "answers share uncommon code, side by side.")
+    add_course(report)
+    add_assignments(report, "every graded assignment")
+    report.add_argument("--output", type=Path, metavar="DIR", help="where to write (default: COURSE/report)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrorParser(prog="python -m ppo_course.autograder",
                                 description="Instructor tools for any nbgrader course (this one's lessons by "
@@ -125,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_collect(commands)
     add_grade(commands)
+    add_report(commands)
 
     feedback = commands.add_parser(
         "feedback", help="write per-student HTML feedback (hidden tests removed)",
@@ -321,6 +336,17 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_report(args: argparse.Namespace) -> int:
+    from .folder import open_course
+    from .report import write_report
+
+    course = open_course(args.course)
+    assignments = resolve(args.assignments, args.source) if args.assignments else graded(course, [])
+    written = write_report(course, assignments, args.source, args.output or course.root / "report")
+    print(f"wrote {written[0]} (and {', '.join(p.name for p in written[1:])} beside it)")
+    return 0
+
+
 # The README's instructor set-up (course.sh builds .venv-instructor), and what it amounts to elsewhere.
 INSTRUCTOR_SETUP = "./course.sh instructor (or: pip install -e '.[instructor]')"
 INTERRUPTED = {
@@ -328,7 +354,7 @@ INTERRUPTED = {
     "grade": "submissions graded so far are saved; run the same command again to finish",
 }
 COMMANDS = {"release": run_release, "collect": run_collect, "grade": run_grade, "feedback": run_feedback,
-            "manual": run_manual, "export": run_export}
+            "manual": run_manual, "export": run_export, "report": run_report}
 
 
 def main(argv: list[str] | None = None) -> int:
