@@ -239,7 +239,8 @@ def test_no_preset_spends_steps_with_a_zero_learning_rate(env_id):
 
 def test_policy_and_value_loss_are_logged_beside_the_diagnostics():
     row = train(PPOConfig(total_steps=512, num_envs=4, num_steps=64, eval_every=0, device="cpu")).logs[-1]
-    for key in ("policy_loss", "value_loss", "approx_kl", "clip_fraction", "explained_variance", "entropy"):
+    for key in ("policy_loss", "value_loss", "approx_kl", "clip_fraction", "explained_variance", "entropy",
+                "advantage_std"):
         assert key in row and np.isfinite(row[key]), f"the log row lacks a finite {key}: {row}"
     assert row["value_loss"] > 0, f"CartPole's returns are not all predicted exactly: value_loss {row['value_loss']}"
 
@@ -362,6 +363,16 @@ def test_cli_trains_writes_curve_and_checkpoint_then_reloads(tmp_path, capsys):
         "--eval-only from a checkpoint must exit 0")
     assert "greedy evaluation over 2 episodes" in capsys.readouterr().out, (
         "--eval-only must print its greedy evaluation")
+
+
+def test_a_checkpoint_with_a_retired_knob_still_loads(tmp_path):
+    result = train(PPOConfig(total_steps=256, num_envs=4, num_steps=64, eval_every=0, device="cpu"))
+    trainer.save_checkpoint(tmp_path / "new.pt", result)
+    saved = torch.load(tmp_path / "new.pt", weights_only=True)
+    saved["config"]["lr_decay_fraction"] = 0.5   # a knob of an earlier version (the budget now matches the schedule)
+    torch.save(saved, tmp_path / "old.pt")
+    agent, config = trainer.load_checkpoint(tmp_path / "old.pt")
+    assert config == result.config, "a checkpoint's retired knobs must be ignored, the others kept"
 
 
 def test_help_explains_every_option(capsys):
