@@ -30,6 +30,7 @@ PENDULUM = Task("Pendulum-v1", threshold=-200.0, eval_every=4096, goal="reaching
 ZOO_PENDULUM = dict(n_steps=1024, gae_lambda=0.95, gamma=0.9, n_epochs=10, ent_coef=0.0, learning_rate=1e-3,
                     clip_range=0.2, use_sde=True, sde_sample_freq=4)
 ZOO_N_ENVS = 4
+ZOO_BUDGET = 100_000   # its n_timesteps
 
 FIELDS = comparison_fields(PENDULUM, ".1f")
 FIELDS.insert(-2, ("mean of finals", lambda s: f"{statistics.mean(r['final'] for r in s):.1f}"))
@@ -41,7 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
     args = parse_benchmark_args(parser, PENDULUM, argv)
     run_benchmark(PENDULUM, args, ours_threads=args.threads, sb3_threads=args.threads,
-                  zoo=ZOO_PENDULUM, zoo_n_envs=ZOO_N_ENVS, fields=FIELDS, ratios=RATIOS, width=34)
+                  zoo=ZOO_PENDULUM, zoo_n_envs=ZOO_N_ENVS, zoo_budget=ZOO_BUDGET, fields=FIELDS, ratios=RATIOS,
+                  width=34)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@
     .venv-dev/bin/python benchmarks/bench_trainer.py --seeds 10        # ~10 minutes on 2 cores
     .venv-dev/bin/python benchmarks/bench_trainer.py --seeds 18 --first-seed 70 --out a.json   # and 88 --out b.json
     .venv-dev/bin/python benchmarks/bench_trainer.py --from-json a.json b.json     # their 36 seeds' table
+    .venv-dev/bin/python benchmarks/bench_trainer.py --seeds 18 --first-seed 70 --sb3-from a.json --out c.json
 
 Both run on the CPU on the same seeds, interleaved (ours then SB3 for even seeds, SB3 then ours for
-odd ones) so that machine load hits both alike. Every 2,048 env steps, after that rollout's update,
-each is evaluated with the same function: 20 greedy episodes in a seeded vector env; evaluation time
-is excluded from both wall-clock and process-CPU seconds. "Solved" = greedy mean >= 475. Not a unit
-test: a script (shared machinery: versus_sb3.py).
+odd ones) so that machine load hits both alike; each trains its own budget (ours the preset's 50,048 env
+steps, over which its learning rate decays; SB3 the RL Zoo's 100,000), unless --budget sets both. With
+--sb3-from only ours trains, and SB3's runs of the same seeds come from saved files. Every 2,048 env
+steps, after that rollout's update, each is evaluated with the same function: 20 greedy episodes in a
+seeded vector env; evaluation time is excluded from both wall-clock and process-CPU seconds. "Solved" =
+greedy mean >= 475. Not a unit test: a script (shared machinery: versus_sb3.py).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ CARTPOLE = Task("CartPole-v1", threshold=475.0, eval_every=2048)
 ZOO_CARTPOLE = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0,
                     learning_rate=lambda f: f * 1e-3, clip_range=lambda f: f * 0.2)
 ZOO_N_ENVS = 8
+ZOO_BUDGET = 100_000   # its n_timesteps
 
 FIELDS = comparison_fields(CARTPOLE, ".2f", extra=[median_field("stays solved from", "stays", ".0f")])
 RATIOS = comparison_ratios(CARTPOLE, extra=[("stays solved from", "stays")])
@@ -41,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="torch threads for SB3 (default 1, its fastest here)")
     args = parse_benchmark_args(parser, CARTPOLE, argv)
     run_benchmark(CARTPOLE, args, ours_threads=args.threads_ours, sb3_threads=args.threads_sb3,
-                  zoo=ZOO_CARTPOLE, zoo_n_envs=ZOO_N_ENVS, fields=FIELDS, ratios=RATIOS)
+                  zoo=ZOO_CARTPOLE, zoo_n_envs=ZOO_N_ENVS, zoo_budget=ZOO_BUDGET, fields=FIELDS, ratios=RATIOS)
 
 
 if __name__ == "__main__":

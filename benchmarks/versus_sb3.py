@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ppo_course.stats import bootstrap_ratio, median, paired_counts
 from ppo_course.trainer import PPOConfig, Stopwatch, TrainResult, evaluate_greedy, train
 
 
@@ -38,22 +39,30 @@ def benchmark_parser(doc: str, tuned_on: str) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=10, help="number of seeds (default 10)")
     parser.add_argument("--first-seed", type=int, default=0,
                         help=f"seeds are FIRST..FIRST+N-1 (default 0; tuned on {tuned_on})")
-    parser.add_argument("--budget", type=int, default=100_000, help="env steps per run (default 100000)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="env steps per run for both sides (default: each its own: ours the total_steps of "
+                             "PPOConfig.for_env, over which its learning rate decays; SB3 the RL Zoo's n_timesteps)")
     parser.add_argument("--out", default=None, help="also write every run's evaluations to this JSON file")
     parser.add_argument("--from-json", nargs="+", metavar="FILE", default=None,
                         help="train nothing: print the table of runs saved with --out (several files pool their seeds)")
+    parser.add_argument("--sb3-from", nargs="+", metavar="FILE", default=None,
+                        help="train only ours; take SB3's runs of the same seeds from files saved with --out (its "
+                             "step counts repeat exactly; its seconds are those of the day it ran)")
     return parser
 
 
 def parse_benchmark_args(parser: argparse.ArgumentParser, task: Task, argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.budget < task.eval_every:
+    if args.seeds < 1 or (args.budget is not None and args.budget < task.eval_every):
         parser.error(f"--seeds must be >= 1 and --budget >= {task.eval_every}")
-    if args.from_json:
-        try:
+    try:
+        if args.from_json:
             args.saved = load_saved_runs(args.from_json, task)
-        except ValueError as exc:
-            parser.error(str(exc))
+        if args.sb3_from:
+            seeds = range(args.first_seed, args.first_seed + args.seeds)
+            args.sb3_runs = saved_side(args.sb3_from, task, SB3, seeds, args.budget)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -63,11 +72,16 @@ def saved_schedule(task: Task) -> dict:
             "eval_episodes": task.eval_episodes}
 
 
-def load_saved_runs(paths: list[str], task: Task) -> dict[str, list[dict]]:
-    """The summaries, per side and in seed order, of runs saved with ``--out``; several files' seeds are pooled.
-    Raises ValueError (one line) for a file that is unreadable, of another task or evaluation schedule, or
-    that repeats a seed, and where the two sides did not run the same seeds."""
-    summaries: dict[str, dict[int, dict]] = {}
+#: the two sides' names, in the saved files and the table
+OURS, SB3 = "ours", "SB3 zoo"
+
+
+def read_saved_runs(paths: list[str], task: Task) -> tuple[dict[str, dict[int, dict]], dict[str, int]]:
+    """Every run saved with ``--out`` in ``paths``, per side and seed, and each side's budget (env steps).
+    Raises ValueError (one line) for a file that is unreadable, of another task or evaluation schedule, that
+    repeats a seed, or whose runs do not say which seed they are."""
+    runs: dict[str, dict[int, dict]] = {}
+    budgets: dict[str, int] = {}
     for path in paths:
         try:
             with open(path) as f:
@@ -76,18 +90,42 @@ def load_saved_runs(paths: list[str], task: Task) -> dict[str, list[dict]]:
             if schedule != saved_schedule(task):
                 raise ValueError(f"runs of {schedule['env_id']} ({schedule}), not of this benchmark's {task.env_id}")
             for name, side in saved["runs"].items():
+                budget = saved["budget"][name] if isinstance(saved["budget"], dict) else saved["budget"]
+                if budgets.setdefault(name, budget) != budget:
+                    raise ValueError(f"{name} ran {budget} env steps here, {budgets[name]} in an earlier file")
                 for run in side:
-                    if run["seed"] in summaries.setdefault(name, {}):
+                    if run["seed"] in runs.setdefault(name, {}):
                         raise ValueError(f"seed {run['seed']} of {name} is in an earlier file too")
-                    summaries[name][run["seed"]] = summarise(run, task.threshold)
+                    summarise(run, task.threshold)   # refuses a run without evaluations
+                    runs[name][run["seed"]] = run
         except (OSError, json.JSONDecodeError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ValueError(f"{path}: not a file of runs saved with --out ({exc!r})") from None
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
-    seeds = {name: sorted(side) for name, side in summaries.items()}
+    return runs, budgets
+
+
+def load_saved_runs(paths: list[str], task: Task) -> dict[str, list[dict]]:
+    """The summaries, per side and in seed order, of runs saved with ``--out``; several files' seeds are pooled.
+    Raises ValueError (one line) as ``read_saved_runs`` does, and where the two sides did not run the same seeds."""
+    runs, _ = read_saved_runs(paths, task)
+    seeds = {name: sorted(side) for name, side in runs.items()}
     if len(seeds) != 2 or len({tuple(s) for s in seeds.values()}) != 1:
         raise ValueError(f"the files must hold ours and SB3 on the same seeds; they hold {seeds}")
-    return {name: [side[seed] for seed in sorted(side)] for name, side in summaries.items()}
+    return {name: [summarise(side[seed], task.threshold) for seed in sorted(side)] for name, side in runs.items()}
+
+
+def saved_side(paths: list[str], task: Task, name: str, seeds: range,
+               budget: int | None) -> tuple[dict[int, dict], int]:
+    """One side's saved runs of ``seeds`` (what ``--sb3-from`` reuses) and the budget they ran; ValueError (one
+    line) where a seed is missing or they ran another budget than ``budget`` (when given)."""
+    runs, budgets = read_saved_runs(paths, task)
+    missing = [seed for seed in seeds if seed not in runs.get(name, {})]
+    if missing:
+        raise ValueError(f"the files hold no {name} run of seeds {missing}")
+    if budget is not None and budgets[name] != budget:
+        raise ValueError(f"the files' {name} runs ran {budgets[name]} env steps, not --budget {budget}")
+    return {seed: runs[name][seed] for seed in seeds}, budgets[name]
 
 
 def comparison_fields(task: Task, seconds: str, extra: list | None = None) -> list:
@@ -112,11 +150,16 @@ def comparison_ratios(task: Task, extra: list | None = None) -> list[tuple[str, 
             ("training SPS", "sps")]
 
 
-def run_ours(task: Task, seed: int, budget: int, threads: int) -> dict:
-    """Our trainer with the task's defaults (``PPOConfig.for_env``), evaluated as the task says."""
-    config = PPOConfig.for_env(task.env_id, seed=seed, total_steps=budget, device="cpu", torch_threads=threads,
-                               eval_every=task.eval_every, eval_episodes=task.eval_episodes)
-    return as_run(train(config))
+def ours_config(task: Task, seed: int, budget: int | None, threads: int) -> PPOConfig:
+    """Our trainer's config: the task's defaults (``PPOConfig.for_env``, its own budget unless ``budget``),
+    evaluated as the task says."""
+    return PPOConfig.for_env(task.env_id, seed=seed, device="cpu", torch_threads=threads, eval_every=task.eval_every,
+                             eval_episodes=task.eval_episodes, **({} if budget is None else {"total_steps": budget}))
+
+
+def run_ours(task: Task, seed: int, budget: int | None, threads: int) -> dict:
+    """One run of our trainer with ``ours_config``."""
+    return as_run(train(ours_config(task, seed, budget, threads)))
 
 
 def as_run(result: TrainResult) -> dict:
@@ -200,21 +243,12 @@ def count_field(label: str, counts: Callable[[dict], bool]) -> tuple[str, Callab
     return label, lambda summaries: f"{sum(bool(counts(r)) for r in summaries)}/{len(summaries)}"
 
 
-def never_as_inf(values: list) -> list[float]:
-    """A run that never got there (None) counted as infinitely slow."""
-    return [float("inf") if v is None else v for v in values]
-
-
-def median(values: list) -> float:
-    """The median with a run that never got there counted as infinitely slow."""
-    return statistics.median(never_as_inf(values))
-
-
-def run_interleaved(task: Task, seeds: range, runners: dict[str, Callable[[int], dict]], budget: int,
+def run_interleaved(task: Task, seeds: range, runners: dict[str, Callable[[int], dict]], budgets: dict[str, int],
                     out: str | None = None) -> dict[str, list[dict]]:
     """Each seed's runs, ours then SB3 on even seeds and the other way round on odd ones, so that the
-    machine's load hits both alike; one line per run as it ends. With ``out``, every run's evaluations go
-    to that JSON file, rewritten after each run so that a benchmark cut short keeps what it measured."""
+    machine's load hits both alike; one line per run as it ends. With ``out``, every run's evaluations and
+    each side's budget go to that JSON file, rewritten after each run so that a benchmark cut short keeps
+    what it measured."""
     rows: dict[str, list[dict]] = {name: [] for name in runners}
     raw: dict[str, list[dict]] = {name: [] for name in runners}
     reached = "solved" if task.goal == "solve" else f"reached {task.threshold:g}"
@@ -230,30 +264,8 @@ def run_interleaved(task: Task, seeds: range, runners: dict[str, Callable[[int],
                   flush=True)
             if out:
                 with open(out, "w") as f:
-                    json.dump({**saved_schedule(task), "budget": budget, "runs": raw}, f)
+                    json.dump({**saved_schedule(task), "budget": budgets, "runs": raw}, f)
     return rows
-
-
-def bootstrap_ratio(ours: list, sb3: list, level: float = 0.95, resamples: int = 10_000,
-                    seed: int = 0) -> tuple[float, float]:
-    """A paired percentile-bootstrap interval for median(ours) / median(sb3): resample the seeds with
-    replacement, both sides' runs on a seed together. A run that never got there counts as infinitely
-    slow, as in ``median``; a resample where neither median is finite counts against ours (ratio inf).
-    It says how much the ratio could move with other seeds: with a few dozen seeds, a lot."""
-    a, b = np.array(never_as_inf(ours), dtype=float), np.array(never_as_inf(sb3), dtype=float)
-    picks = np.random.default_rng(seed).integers(0, len(a), size=(resamples, len(a)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratios = np.median(a[picks], axis=1) / np.median(b[picks], axis=1)
-    ratios[np.isnan(ratios)] = np.inf
-    tail = (1 - level) / 2
-    low, high = np.quantile(ratios, [tail, 1 - tail], method="inverted_cdf")
-    return float(low), float(high)
-
-
-def paired_counts(ours: list, sb3: list) -> tuple[int, int]:
-    """On how many seeds ours is below SB3 and on how many above (never = infinitely slow; ties in neither)."""
-    pairs = list(zip(never_as_inf(ours), never_as_inf(sb3)))
-    return sum(x < y for x, y in pairs), sum(x > y for x, y in pairs)
 
 
 def print_comparison(rows: dict[str, list[dict]], fields: list[tuple[str, Callable[[list[dict]], str]]],
@@ -278,23 +290,30 @@ def print_comparison(rows: dict[str, list[dict]], fields: list[tuple[str, Callab
 
 
 def run_benchmark(task: Task, args: argparse.Namespace, *, ours_threads: int, sb3_threads: int, zoo: dict,
-                  zoo_n_envs: int, fields: list, ratios: list, width: int = 36) -> None:
+                  zoo_n_envs: int, zoo_budget: int, fields: list, ratios: list, width: int = 36) -> None:
     """A benchmark's whole run: with ``--from-json`` the table of the saved runs ``parse_benchmark_args``
     loaded; otherwise our trainer (the task's defaults) and SB3 with the RL Zoo's settings (``zoo``, on
-    ``zoo_n_envs`` envs) on the seeds, interleaved (``run_interleaved``), then the footer and the table."""
+    ``zoo_n_envs`` envs, ``zoo_budget`` env steps) on the seeds, interleaved (``run_interleaved``), or with
+    ``--sb3-from`` SB3's saved runs of the seeds; then the footer and the table."""
     if args.from_json:
         print(f"{len(next(iter(args.saved.values())))} seeds, runs saved in {' '.join(args.from_json)}\n")
         print_comparison(args.saved, fields, ratios, width)
         return
-    runners = {"ours": lambda seed: run_ours(task, seed, args.budget, ours_threads),
-               "SB3 zoo": lambda seed: run_sb3(task, seed, args.budget, sb3_threads, zoo_n_envs, **zoo)}
     seeds, started = range(args.first_seed, args.first_seed + args.seeds), time.time()
-    rows = run_interleaved(task, seeds, runners, args.budget, out=args.out)
-    print(footer(seeds, args.budget, task, started))
+    budgets = {OURS: ours_config(task, seeds[0], args.budget, ours_threads).total_steps, SB3: args.budget or zoo_budget}
+    runners = {OURS: lambda seed: run_ours(task, seed, args.budget, ours_threads)}
+    if args.sb3_from:
+        saved, budgets[SB3] = args.sb3_runs
+        runners[SB3] = saved.__getitem__
+    else:
+        runners[SB3] = lambda seed: run_sb3(task, seed, budgets[SB3], sb3_threads, zoo_n_envs, **zoo)
+    rows = run_interleaved(task, seeds, runners, budgets, out=args.out)
+    print(footer(seeds, budgets, task, started, sb3_from=args.sb3_from))
     print_comparison(rows, fields, ratios, width)
 
 
-def footer(seeds: range, budget: int, task: Task, started: float) -> str:
-    return (f"\n{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), budget {budget} env steps, eval every {task.eval_every}"
-            f" steps x {task.eval_episodes} greedy episodes (excluded from time); torch {torch.__version__},"
-            f" {time.time() - started:.0f} s in all\n")
+def footer(seeds: range, budgets: dict[str, int], task: Task, started: float, sb3_from: list[str] | None = None) -> str:
+    sb3 = f"SB3's runs read from {' '.join(sb3_from)}" if sb3_from else "both trained here"
+    return (f"\n{len(seeds)} seeds ({seeds[0]}-{seeds[-1]}), budget {budgets[OURS]} env steps (ours) and {budgets[SB3]}"
+            f" (SB3), eval every {task.eval_every} steps x {task.eval_episodes} greedy episodes (excluded from time);"
+            f" {sb3}; torch {torch.__version__}, {time.time() - started:.0f} s in all\n")

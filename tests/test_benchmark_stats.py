@@ -96,15 +96,25 @@ def test_a_file_of_another_task_or_no_runs_is_refused(tmp_path):
 
 
 SAVED = [f"benchmarks/results/cartpole_{seeds}.json" for seeds in ("70_87", "88_105")]
+#: ours re-run after issue 33 on another machine, SB3's runs taken from SAVED (--sb3-from)
+RERUN = [f"benchmarks/results/cartpole_{seeds}_issue33.json" for seeds in ("70_87", "88_105")]
 README = REPO / "benchmarks" / "README-trainer.md"
 
 
-def test_the_trainer_readme_quotes_the_table_of_the_saved_runs():
-    command = [sys.executable, "benchmarks/bench_trainer.py", "--from-json", *SAVED]
+@pytest.mark.parametrize("files", [SAVED, RERUN], ids=["saved", "rerun"])
+def test_the_trainer_readme_quotes_the_table_of_the_saved_runs(files):
+    command = [sys.executable, "benchmarks/bench_trainer.py", "--from-json", *files]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in README.read_text(), (
         f"README-trainer.md does not quote what `{' '.join(command[1:])}` prints:\n{result.stdout}")
+
+
+def test_the_rerun_took_sb3s_runs_from_the_saved_files_unchanged():
+    for rerun, saved in zip(RERUN, SAVED):
+        new, old = (json.loads((REPO / path).read_text()) for path in (rerun, saved))
+        assert new["runs"]["SB3 zoo"] == old["runs"]["SB3 zoo"], f"{rerun}: SB3's runs differ from {saved}'s"
+        assert new["budget"] == {"ours": 50048, "SB3 zoo": 100000}, f"{rerun}: budgets {new['budget']}"
 
 
 def test_the_trainer_readme_intervals_come_from_the_saved_runs():

@@ -51,13 +51,13 @@ SPOILERS: dict[tuple[str, str], list[tuple[str, str]]] = {
         (r"\\nabla_\\theta\s*r\s*=\s*r\s*\\?,?\s*\\nabla", "states grad r = r grad log pi, which the learner derives")],
     ("02-trpo", "my_beta"): [
         (r"\\sqrt\{\s*\\frac\{2\s*\\delta\}", "states beta = sqrt(2 delta / s^T F s), which the learner derives")],
-    ("04-ppo-cartpole", "my_kl_answer"): [
+    ("04-ppo-cartpole", "my_kl_prediction"): [
         (r"several-times larger approximate KL", "says what eps = 0.5 does to the KL before asking")],
-    ("04-ppo-cartpole", "my_curve_answer"): [
+    ("04-ppo-cartpole", "my_curve_prediction"): [
         (r"dips after the\s+curve first reaches", "says what K = 30 does to the curve before asking")],
-    ("05-ppo-for-rlhf", "predicted_kl"): [
+    ("05-ppo-for-rlhf", "my_kl_prediction"): [
         (r"KL to the reference explodes", "says what beta = 0 does to the KL before asking")],
-    ("05-ppo-for-rlhf", "predicted_reader"): [
+    ("05-ppo-for-rlhf", "my_reader_prediction"): [
         (r"samples turn into nonsense", "says what beta = 0 does to the reader's score before asking")],
     ("06-continuous-control", "my_mean_ratio"): [
         (r"r\^\{1/D\}", "states that a mean over dimensions reports r^(1/D)")],

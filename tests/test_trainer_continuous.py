@@ -116,8 +116,8 @@ def test_pendulum_defaults_and_the_cli(tmp_path, capsys):
     config = PPOConfig.for_env("Pendulum-v1", seed=4)
     assert config.env_id == "Pendulum-v1" and config.seed == 4 and config.gamma == trainer.ENV_DEFAULTS[
         "Pendulum-v1"]["gamma"], "for_env must take the env's defaults and the given seed"
-    preset = dataclasses.replace(PPOConfig(), gamma=0.98, lam=0.8, lr_decay_fraction=0.5)
-    assert PPOConfig.for_env("CartPole-v1") == preset, "CartPole's preset changes gamma, lambda and the lr horizon only"
+    preset = dataclasses.replace(PPOConfig(), gamma=0.98, lam=0.8, total_steps=50_048)
+    assert PPOConfig.for_env("CartPole-v1") == preset, "CartPole's preset changes gamma, lambda and the budget only"
     out = tmp_path / "run"
     assert cli_main(["--env", "Pendulum-v1", "--total-steps", "1024", "--num-envs", "4", "--eval-every", "512",
                      "--eval-episodes", "2", "--device", "cpu", "--out", str(out), "--no-progress"]) == 0, (

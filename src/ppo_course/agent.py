@@ -25,26 +25,28 @@ from torch import nn
 from .gaussian import gaussian_entropy, gaussian_log_prob
 
 
-def mlp(in_dim: int, hidden: int, out_dim: int, out_gain: float) -> nn.Sequential:
-    """in -> hidden -> hidden -> out with tanh, orthogonally initialised (the usual PPO init).
+def mlp(in_dim: int, hidden: int, out_dim: int, out_gain: float, ortho_init: bool = True) -> nn.Sequential:
+    """in -> hidden -> hidden -> out with tanh, orthogonally initialised (the usual PPO init) unless
+    ``ortho_init`` is False (then torch's default for ``nn.Linear``: uniform, scaled by the fan-in).
 
     A small ``out_gain`` on the policy head (0.01) starts the policy near uniform: high entropy.
     """
     layers = [nn.Linear(in_dim, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, out_dim)]
-    for layer, gain in zip(layers[::2], (np.sqrt(2), np.sqrt(2), out_gain)):
-        nn.init.orthogonal_(layer.weight, gain)
-        nn.init.zeros_(layer.bias)
+    if ortho_init:
+        for layer, gain in zip(layers[::2], (np.sqrt(2), np.sqrt(2), out_gain)):
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
     return nn.Sequential(*layers)
 
 
 class ActorCritic(nn.Module):
     """A categorical policy pi_theta(a|s) (``actor``: logits) and a separate critic V_phi(s) (``critic``)."""
 
-    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64):
+    def __init__(self, obs_dim: int, n_actions: int, hidden: int = 64, ortho_init: bool = True):
         super().__init__()
         self.obs_dim, self.n_actions = obs_dim, n_actions
-        self.actor = mlp(obs_dim, hidden, n_actions, out_gain=0.01)
-        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
+        self.actor = mlp(obs_dim, hidden, n_actions, out_gain=0.01, ortho_init=ortho_init)
+        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0, ortho_init=ortho_init)
 
     def policy(self, obs: torch.Tensor) -> torch.distributions.Categorical:
         """pi_theta(.|s) for ``obs`` ``[B, obs_dim]``, as a torch distribution."""
@@ -108,12 +110,13 @@ class GaussianActorCritic(nn.Module):
     """
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: int = 64, log_std_init: float = 0.0,
-                 log_prob_fn: Callable = gaussian_log_prob, entropy_fn: Callable = gaussian_entropy):
+                 log_prob_fn: Callable = gaussian_log_prob, entropy_fn: Callable = gaussian_entropy,
+                 ortho_init: bool = True):
         super().__init__()
         self.obs_dim, self.action_dim = obs_dim, action_dim
-        self.actor = mlp(obs_dim, hidden, action_dim, out_gain=0.01)   # the mean starts near 0
+        self.actor = mlp(obs_dim, hidden, action_dim, out_gain=0.01, ortho_init=ortho_init)   # the mean starts near 0
         self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
-        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
+        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0, ortho_init=ortho_init)
         self.log_prob_fn, self.entropy_fn = log_prob_fn, entropy_fn
 
     def policy(self, obs: torch.Tensor) -> torch.distributions.Independent:

@@ -23,7 +23,8 @@ def compute_gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor
     and the recursion, run backwards, is A_t = delta_t + gamma * lam * (1 - dones[t]) * A_{t+1}.
 
     A time-limit truncation is not a true end: the trainer folds ``gamma * V(final observation)`` into
-    ``rewards[t]`` and then marks ``dones[t] = 1``, so this function never needs to tell the two apart.
+    ``rewards[t]`` (unless step t also terminated: then it is a true end) and then marks ``dones[t] = 1``,
+    so this function never needs to tell the two apart.
     """
     not_done = 1.0 - dones.to(values.dtype)
     next_values = torch.cat([values[1:], last_value.reshape(1, *values.shape[1:])])

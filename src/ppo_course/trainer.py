@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Callable
 
 import gymnasium as gym
@@ -35,7 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import envs  # noqa: F401 - registers the course's own task (ppo_course/SparseChain-v0) with gymnasium
 from .agent import ActorCritic, GaussianActorCritic, NumpyActor
+from .clipping import ppo_policy_loss
 from .commandline import knob
 from .device import select_device
 from .gae import compute_gae as reference_gae
@@ -44,6 +46,8 @@ from .gaussian import gaussian_log_prob as reference_log_prob
 from .losses import ppo_loss as reference_loss
 from .update import ppo_update as reference_update
 
+#: Where ``norm_adv`` normalises the advantages: each minibatch on its own, the whole batch once, or nowhere.
+NORM_ADV = ("minibatch", "batch", "off")
 
 @dataclass
 class PPOConfig:
@@ -53,8 +57,9 @@ class PPOConfig:
     100k budget at 500 on every seed measured (seeds 0-9 and 70-77); on 70-77 they stay solved only from
     a median of 45k. Chosen by measurement (benchmarks/README-trainer.md): K = 4 epochs of 64-sample
     minibatches at lr 5e-3 solved soonest among the settings that stayed solved. ``for_env("CartPole-v1")``
-    adds a preset (``ENV_DEFAULTS``) that stays solved sooner: over 36 held-out seeds (70-105) from a
-    median of 13k env steps, 0.59x Stable-Baselines3's (95% interval 0.45-0.86x).
+    adds a preset (``ENV_DEFAULTS``) that stays solved sooner, in half the budget: over 36 held-out seeds
+    (70-105) from a median of 13k env steps, 0.59x Stable-Baselines3's (95% interval 0.45-0.86x).
+    Lesson 04 measures which of the implementation details here matter on CartPole (``ablations.DETAILS``).
     """
 
     env_id: str = knob("CartPole-v1", "a gymnasium id with a flat Box observation and a Discrete or Box action "
@@ -67,18 +72,25 @@ class PPOConfig:
     minibatch_size: int = knob(64, "transitions per gradient step (32-4096)")
     lr: float = knob(5e-3, "Adam learning rate (typical 1e-4 - 5e-3; "
                            "on CartPole 5e-3 solved soonest, 6e-3 was less stable)")
-    anneal_lr: bool = knob(True, "decay the learning rate linearly to 0 (by the end, or as lr_decay_fraction says)")
-    lr_decay_fraction: float = knob(1.0, "with anneal_lr, the learning rate reaches 0 after this fraction of "
-                                         "total_steps and stays 0 (1: at the end of the run)")
+    anneal_lr: bool = knob(True, "decay the learning rate linearly with the share of total_steps still to run "
+                                 "(SB3's progress_remaining): lr at the first update, near 0 at the last")
+    adam_eps: float = knob(1e-5, "Adam's epsilon (the PPO reference code's 1e-5; torch's default is 1e-8)")
     gamma: float = knob(0.99, "discount (0.95-0.999)")
     lam: float = knob(0.95, "GAE lambda: 0 = one-step TD (biased), 1 = Monte Carlo (noisy)")
     eps: float = knob(0.2, "clip range (lesson: 0.1-0.3; 0.5 is the pitfall)")
     c1: float = knob(0.5, "value-loss coefficient")
     c2: float = knob(0.01, "entropy-bonus coefficient (0 is the pitfall)")
-    max_grad_norm: float = knob(0.5, "clip the global gradient norm at this value")
-    target_kl: float = knob(0.0, "skip a rollout's remaining epochs once approx KL(old || new) passes this (0: never)")
-    norm_adv: bool = knob(True, "normalise advantages per minibatch (zero mean, unit std)")
+    max_grad_norm: float = knob(0.5, "clip the global gradient norm (actor and critic together) at this value "
+                                     "(0: never)")
+    clip_vloss: bool = knob(False, "clip the value loss like the policy's: max((V - R)^2, (V_clipped - R)^2) with V "
+                                   "kept within eps of the rollout's value (PPO2's, CleanRL's clip_vloss)")
+    target_kl: float = knob(0.0, "skip a rollout's remaining epochs once approx KL(old || new) is above this "
+                                 "(0: never)")
+    norm_adv: str = knob("minibatch", "normalise advantages to zero mean and unit std: per minibatch (CleanRL, SB3), "
+                                      "once per batch (Spinning Up), or off")
     hidden: int = knob(64, "units per hidden layer of the actor and the critic")
+    ortho_init: bool = knob(True, "orthogonal init (gains sqrt 2, 0.01 on the policy head, 1 on the value head), "
+                                  "else torch's default nn.Linear init")
     device: str = knob("auto", "where the update runs: auto | cpu | cuda (acting stays on the CPU)")
     torch_threads: int = knob(1, "CPU threads for torch; small nets are fastest on one")
     eval_every: int = knob(2048, "greedy evaluation every this many env steps (0: never)")
@@ -92,6 +104,26 @@ class PPOConfig:
         """The config for ``env_id``: the defaults, then ``ENV_DEFAULTS[env_id]``, then ``overrides``."""
         return cls(env_id=env_id, **{**ENV_DEFAULTS.get(env_id, {}), **overrides})
 
+    @property
+    def iterations(self) -> int:
+        """Rollouts of N*T steps in the run (the last one may end past ``total_steps``)."""
+        return -(-self.total_steps // (self.num_envs * self.num_steps))
+
+    def learning_rate(self, iteration: int) -> float:
+        """The learning rate of iteration 0, 1, ...: with ``anneal_lr``, ``lr`` times the share of ``total_steps``
+        not yet run when the iteration starts (positive to the end: no update is spent at a learning rate of 0)."""
+        if not self.anneal_lr:
+            return self.lr
+        return self.lr * (1 - iteration / (self.total_steps / (self.num_envs * self.num_steps)))
+
+    def describe(self) -> str:
+        """What a run with this config does, in one line: the budget and the learning-rate schedule."""
+        per = self.num_envs * self.num_steps
+        lr = (f"learning rate {self.lr:g} decaying linearly to {self.learning_rate(self.iterations - 1):.2g} at the "
+              "last update" if self.anneal_lr else f"constant learning rate {self.lr:g}")
+        return (f"{self.iterations * per:,} env steps: {self.iterations} iterations of {self.num_envs} envs x "
+                f"{self.num_steps} steps, each {self.epochs} epochs of minibatches of {self.minibatch_size}; {lr}")
+
     def validate(self) -> None:
         """Raise ValueError with a one-line message naming the first bad value."""
         positive = ("total_steps", "num_envs", "num_steps", "epochs", "minibatch_size", "lr", "hidden",
@@ -99,12 +131,12 @@ class PPOConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if not 0.0 < self.lr_decay_fraction <= 1.0:
-            raise ValueError(f"lr_decay_fraction must be in (0, 1], got {self.lr_decay_fraction!r}")
+        if self.norm_adv not in NORM_ADV:
+            raise ValueError(f"norm_adv must be one of {', '.join(NORM_ADV)}, got {self.norm_adv!r}")
         for name in ("gamma", "lam"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
-        for name in ("eps", "c1", "c2", "max_grad_norm", "target_kl", "eval_every"):
+        for name in ("eps", "c1", "c2", "max_grad_norm", "target_kl", "eval_every", "adam_eps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         select_device(self.device)
@@ -112,16 +144,19 @@ class PPOConfig:
 
 #: Defaults that differ from PPOConfig's, per environment; see PPOConfig.for_env (what the CLI and the
 #: benchmarks use; lesson 04 trains with PPOConfig's own, the lesson's gamma and lambda).
-#: CartPole-v1: once solved, keep it solved. The RL Zoo's gamma = 0.98 and lambda = 0.8, and the learning
-#: rate spent by half the budget, chosen on tuning seeds 30-61 (benchmarks/README-trainer.md, step 12).
+#: CartPole-v1: once solved, keep it solved. The RL Zoo's gamma = 0.98 and lambda = 0.8, and half the budget
+#: of 100,096 steps (391 iterations of 256), so that the annealed learning rate is spent sooner: chosen on
+#: tuning seeds 30-61 (benchmarks/README-trainer.md, step 12), as a learning rate reaching 0 at half of a
+#: 100k-step run that then trained the rest at 0. The run takes 196 iterations, 50,176 steps.
 #: Pendulum-v1: chosen on seeds 100-107 (benchmarks/README-pendulum.md), never the benchmark's seeds 0-9.
 ENV_DEFAULTS: dict[str, dict] = {
-    "CartPole-v1": dict(gamma=0.98, lam=0.8, lr_decay_fraction=0.5),
+    "CartPole-v1": dict(total_steps=50_048, gamma=0.98, lam=0.8),
     "Pendulum-v1": dict(total_steps=100_000, num_envs=8, num_steps=128, epochs=10, minibatch_size=128, lr=2e-3,
                         gamma=0.9, lam=0.95, c2=0.0, norm_reward=True, eval_every=4096),
 }
-#: The greedy return at which an environment counts as solved (CartPole: 475 of 500; Pendulum: -200).
-SOLVED_AT = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
+#: The greedy return at which an environment counts as solved (CartPole: 475 of 500; Pendulum: -200; the
+#: sparse chain: its one reward reached).
+SOLVED_AT = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0, envs.SPARSE_CHAIN: 1.0}
 
 
 @dataclass
@@ -248,13 +283,16 @@ def advantages_and_returns(rollout: Rollout, values: torch.Tensor, last_value: t
 
     ``values`` is ``[T, N]`` (V of each row's observation), ``last_value`` ``[N]``. Truncated steps
     get ``gamma * V(final obs)`` added to their reward (V(final obs) is the next row's value, because
-    with NEXT_STEP autoreset the final observation is what the agent sees on the reset step).
+    with NEXT_STEP autoreset the final observation is what the agent sees on the reset step), unless
+    they are also terminated: a terminal state is worth 0 whatever the clock says (Stable-Baselines3's
+    rule too: it bootstraps when ``truncated and not terminated``).
     ``dones`` = terminated | truncated | reset step, so nothing is bootstrapped across an episode end.
     """
     terminated, truncated, valid, rewards = (torch.as_tensor(a, device=values.device) for a in (
         rollout.terminated, rollout.truncated, rollout.valid, rollout.rewards))
     next_values = torch.cat([values[1:], last_value.unsqueeze(0)])
-    rewards = rewards + gamma * next_values * truncated
+    cut_short = truncated & ~terminated   # a step can be both (CartPole at its time limit): termination wins
+    rewards = rewards + gamma * next_values * cut_short
     dones = (terminated | truncated | ~valid).float()
     return compute_gae(rewards, values, dones, last_value, gamma, lam)
 
@@ -280,15 +318,24 @@ def prepare_batch(agent: ActorCritic, rollout: Rollout, cfg: PPOConfig, compute_
     return {k: v[valid] for k, v in batch.items()}
 
 
-def make_optimizer(agent: ActorCritic, lr: float) -> torch.optim.Optimizer:
-    """Adam (eps = 1e-5, as in the PPO reference code), fused into one kernel where torch supports it.
+def make_optimizer(agent: ActorCritic, lr: float, eps: float = 1e-5) -> torch.optim.Optimizer:
+    """One Adam over actor and critic (``eps`` = 1e-5, as in the PPO reference code), fused into one kernel
+    where torch supports it.
 
     For nets this small the optimiser step is mostly per-tensor overhead: fused Adam is ~4x faster.
     """
     try:
-        return torch.optim.Adam(agent.parameters(), lr=lr, eps=1e-5, fused=True)
+        return torch.optim.Adam(agent.parameters(), lr=lr, eps=eps, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.Adam(agent.parameters(), lr=lr, eps=1e-5)
+        return torch.optim.Adam(agent.parameters(), lr=lr, eps=eps)
+
+
+def clipped_values(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, eps: float) -> torch.Tensor:
+    """The values that make ``mean((V - R)^2)`` PPO2's clipped value loss, ``mean(max((V - R)^2, (V_clip - R)^2))``
+    with ``V_clip = V_old + clip(V - V_old, -eps, eps)``: per sample, whichever of V and V_clip is further from
+    the return. Where V_clip is chosen and clipped, it is constant in theta, so that sample's gradient is 0."""
+    v_clip = old_values + (values - old_values).clamp(-eps, eps)
+    return torch.where((v_clip - returns) ** 2 > (values - returns) ** 2, v_clip, values)
 
 
 def gradient_step(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor],
@@ -299,8 +346,10 @@ def gradient_step(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: d
     def step(indices: torch.Tensor, adv: torch.Tensor) -> None:
         indices = indices.to(batch["obs"].device)
         logp, entropy, values = agent.evaluate(batch["obs"][indices], batch["actions"][indices])
-        loss = ppo_loss(logp, batch["logp"][indices], adv, values, batch["returns"][indices], entropy,
-                        eps=cfg.eps, c1=cfg.c1, c2=cfg.c2)
+        returns = batch["returns"][indices]
+        if cfg.clip_vloss:   # off by default: lesson 04 measures it among the implementation details
+            values = clipped_values(values, batch["values"][indices], returns, cfg.eps)
+        loss = ppo_loss(logp, batch["logp"][indices], adv, values, returns, entropy, eps=cfg.eps, c1=cfg.c1, c2=cfg.c2)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.max_grad_norm > 0:
@@ -310,30 +359,47 @@ def gradient_step(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: d
     return step
 
 
+def normalised(adv: torch.Tensor) -> torch.Tensor:
+    """Advantages shifted and scaled to zero mean and unit standard deviation (as ``ppo_update`` does per minibatch)."""
+    return (adv - adv.mean()) / (adv.std() + 1e-8)
+
+
 def update(agent: ActorCritic, optimizer: torch.optim.Optimizer, batch: dict[str, torch.Tensor], cfg: PPOConfig,
            ppo_loss: Callable, ppo_update: Callable, generator: torch.Generator) -> dict[str, float]:
     """Step 3: ``ppo_update``'s K epochs of minibatches on ``batch``; returns its stats
-    (epochs, approx KL, clip fraction)."""
+    (epochs, approx KL, clip fraction). With ``norm_adv = "batch"`` the advantages are normalised here, once,
+    and ``ppo_update`` passes them on as they are."""
     @torch.no_grad()
     def evaluate() -> torch.Tensor:
         return agent.evaluate(batch["obs"], batch["actions"])[0]
 
+    if cfg.norm_adv == "batch":
+        batch = {**batch, "adv": normalised(batch["adv"])}
     return ppo_update(batch, gradient_step(agent, optimizer, batch, cfg, ppo_loss), evaluate, epochs=cfg.epochs,
                       minibatch_size=cfg.minibatch_size, eps=cfg.eps, target_kl=cfg.target_kl or None,
-                      norm_adv=cfg.norm_adv, generator=generator)
+                      norm_adv=cfg.norm_adv == "minibatch", generator=generator)
 
 
 @torch.no_grad()
-def diagnostics(agent: ActorCritic, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-    """What practitioners read after an update besides ``ppo_update``'s approx KL and clip fraction.
+def diagnostics(agent: ActorCritic, batch: dict[str, torch.Tensor], cfg: PPOConfig) -> dict[str, float]:
+    """What practitioners read after an update besides ``ppo_update``'s approx KL and clip fraction,
+    all on the whole batch with the updated networks.
 
-    explained_variance = 1 - Var(R - V)/Var(R) with the rollout's values (1: the critic predicts the
-    returns, 0: no better than a constant); entropy of the updated policy, averaged over the batch.
+    policy_loss = -mean(L^CLIP) (lesson 03's ``ppo_policy_loss``; the advantages normalised over the batch
+    unless ``norm_adv`` is off),
+    value_loss = mean((V - R)^2) (CleanRL logs both for the update's last minibatch, SB3 their mean over
+    the update's minibatches); explained_variance = 1 - Var(R - V)/Var(R) with the rollout's values (1: the
+    critic predicts the returns, 0: no better than a constant); entropy of the updated policy, averaged;
+    advantage_std, the standard deviation of the batch's GAE advantages before any normalisation (their scale).
     """
-    _, entropy, _ = agent.evaluate(batch["obs"], batch["actions"])
+    logp, entropy, values = agent.evaluate(batch["obs"], batch["actions"])
     var_returns = batch["returns"].var()
     explained = 1 - (batch["returns"] - batch["values"]).var() / var_returns if var_returns > 0 else torch.tensor(0.0)
-    return {"explained_variance": float(explained), "entropy": entropy.mean().item()}
+    adv = normalised(batch["adv"]) if cfg.norm_adv != "off" and len(batch["adv"]) > 1 else batch["adv"]
+    return {"policy_loss": ppo_policy_loss(logp, batch["logp"], adv, cfg.eps).item(),
+            "value_loss": ((values - batch["returns"]) ** 2).mean().item(),
+            "explained_variance": float(explained), "entropy": entropy.mean().item(),
+            "advantage_std": batch["adv"].std().item() if len(batch["adv"]) > 1 else 0.0}
 
 
 def evaluate_greedy(actor: NumpyActor, env_id: str, episodes: int = 20, seed: int = 0,
@@ -389,9 +455,9 @@ def make_agent(env: gym.vector.VectorEnv, cfg: PPOConfig, gaussian_log_prob: Cal
     """A fresh actor-critic for ``env``: categorical for a Discrete action space, Gaussian for a Box one."""
     obs_dim, space = env.single_observation_space.shape[0], env.single_action_space
     if isinstance(space, gym.spaces.Discrete):
-        return ActorCritic(obs_dim, int(space.n), cfg.hidden)
+        return ActorCritic(obs_dim, int(space.n), cfg.hidden, cfg.ortho_init)
     return GaussianActorCritic(obs_dim, space.shape[0], cfg.hidden, cfg.log_std_init, gaussian_log_prob,
-                               gaussian_entropy)
+                               gaussian_entropy, cfg.ortho_init)
 
 
 def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_gae,
@@ -417,17 +483,17 @@ def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_
     agent = (agent or make_agent(env, cfg, gaussian_log_prob, gaussian_entropy)).to(device)
     if isinstance(agent, GaussianActorCritic):   # a loaded agent, too, runs the functions it is given
         agent.log_prob_fn, agent.entropy_fn = gaussian_log_prob, gaussian_entropy
-    optimizer = make_optimizer(agent, cfg.lr)
+    optimizer = make_optimizer(agent, cfg.lr, cfg.adam_eps)
     result, tracker = TrainResult(agent, cfg, obs_rms=find_obs_rms(env)), EpisodeTracker(cfg.num_envs)
     result.episodes = tracker.finished
     obs, _ = env.reset(seed=cfg.seed)
     prev_done, step, per_iteration = np.zeros(cfg.num_envs, bool), 0, cfg.num_envs * cfg.num_steps
-    iterations = -(-cfg.total_steps // per_iteration)
+    iterations = cfg.iterations
     bar = _progress_bar(iterations * per_iteration) if progress else None
     clock = Stopwatch()
     try:
         for iteration in range(iterations):
-            lr = cfg.lr * max(0.0, 1 - iteration / (cfg.lr_decay_fraction * iterations)) if cfg.anneal_lr else cfg.lr
+            lr = cfg.learning_rate(iteration)
             optimizer.param_groups[0]["lr"] = lr
             # 1. collect a rollout with pi_theta_old (NumPy actor, CPU)
             rollout, obs = collect_rollout(env, agent.numpy_actor(), obs, prev_done, cfg.num_steps, rng, tracker, step)
@@ -436,11 +502,11 @@ def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_
             batch = prepare_batch(agent, rollout, cfg, compute_gae, device)
             stats = update(agent, optimizer, batch, cfg, ppo_loss, ppo_update, generator)
             # 4. log, and evaluate greedily now and then (evaluation time excluded from the clock)
-            stats |= diagnostics(agent, batch)
+            stats |= diagnostics(agent, batch, cfg)
             clock.pause()
             row = log_row(result, step, iteration, lr, clock, stats)
             result.logs.append(row)
-            _maybe_evaluate(result, step, per_iteration, clock)
+            _maybe_evaluate(result, step, per_iteration, clock, last=iteration == iterations - 1)
             _report(bar, row, result, per_iteration)
             if callback is not None:
                 callback(row, result)
@@ -453,10 +519,10 @@ def train(config: PPOConfig | None = None, *, compute_gae: Callable = reference_
     return result
 
 
-def _maybe_evaluate(result: TrainResult, step: int, per_iteration: int, clock: Stopwatch) -> None:
-    """Greedy evaluation when ``step`` crossed a multiple of ``eval_every`` this iteration."""
+def _maybe_evaluate(result: TrainResult, step: int, per_iteration: int, clock: Stopwatch, last: bool) -> None:
+    """Greedy evaluation when ``step`` crossed a multiple of ``eval_every`` this iteration, and after the last one."""
     cfg = result.config
-    if cfg.eval_every and step // cfg.eval_every > (step - per_iteration) // cfg.eval_every:
+    if cfg.eval_every and (last or step // cfg.eval_every > (step - per_iteration) // cfg.eval_every):
         returns = evaluate_greedy(result.agent.numpy_actor(), cfg.env_id, cfg.eval_episodes, seed=cfg.seed + 10_000,
                                   obs_rms=result.obs_rms)
         result.evals.append({"step": step, "mean": float(returns.mean()), "std": float(returns.std()),
@@ -495,7 +561,8 @@ def load_checkpoint(path) -> tuple[ActorCritic | GaussianActorCritic, PPOConfig]
     """The agent (on the CPU) and the config saved by ``save_checkpoint``; ``checkpoint_obs_rms`` has the
     observation statistics to evaluate it with."""
     data = torch.load(path, map_location="cpu", weights_only=True)
-    config = PPOConfig(**data["config"])
+    known = {f.name for f in fields(PPOConfig)}   # a checkpoint from an older version may hold retired knobs
+    config = PPOConfig(**{name: value for name, value in data["config"].items() if name in known})
     if "action_dim" in data:
         agent = GaussianActorCritic(data["obs_dim"], data["action_dim"], config.hidden)
     else:

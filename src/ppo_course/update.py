@@ -31,7 +31,7 @@ def ppo_update(
     those (normalised) advantages. ``evaluate()`` returns log pi_theta of every transition under the
     current policy. After each epoch the approximate KL(old || new), mean((r - 1) - log r) (unbiased,
     never negative), is measured on the whole batch;
-    above ``target_kl`` the remaining epochs are skipped. Returns the epochs run, the final approx KL
+    strictly above ``target_kl`` the remaining epochs are skipped. Returns the epochs run, the final approx KL
     and the clip fraction (share of transitions with |r - 1| > eps).
     """
     size = len(batch["adv"])
