@@ -182,3 +182,13 @@ def test_feedback_pages_per_notebook(graded):
     application = next(c for c in graded_notebook.cells
                        if c.metadata.get("nbgrader", {}).get("grade_id") == "sum_of_squares_application")
     assert "hypotenuse" in application.source, "a manually graded answer is kept as the student wrote it"
+
+
+def test_untouched_test_cells_are_not_reported_edited(graded):
+    """The submissions were made from stock nbgrader's release, whose test cells lack the line this grader's
+    release appends to announce a pass: that is not an edit."""
+    record = json.loads((graded["course"] / "autograded" / "hacker" / "ps1" / "result.json").read_text())
+    assert not [note for note in record["notes"] if "edited" in note], record["notes"]
+    edited = json.loads((graded["course"] / "autograded" / "bitdiddle" / "ps1" / "result.json").read_text())["notes"]
+    assert "problem1.ipynb: test cell correct_squares edited: restored" in edited, (
+        f"bitdiddle commented out correct_squares' asserts: that is an edit {edited}")

@@ -55,6 +55,7 @@ from .contract import is_answer_cell, is_manual_cell, is_setup_cell, is_test_cel
 from .hidden import failing_line, has_hidden_tests, hidden_failure_message, hidden_lines, numbers_in, visible_form
 from .job import Job, OutcomeFile
 
+BRIDGE_IMPORT_TIMEOUT = 120
 SERVE = f"__import__('{BRIDGE_PACKAGE}.peer', fromlist=['serve']).serve({{path!r}})"
 
 
@@ -346,6 +347,11 @@ class SandboxedExecute(NbGraderPreprocessor):
         try:
             kernel.start()
             progress.update(memory=kernel.memory_limit)
+            # The bridge (and torch, which it uses) is imported before any learner code runs and on its own
+            # clock: in a course whose notebooks do not use torch, the first test's call would otherwise pay
+            # torch's import inside that test's time limit (on a cold, busy machine: tens of seconds).
+            kernel.collect(kernel.start_silent(f"import {BRIDGE_PACKAGE}.peer"), BRIDGE_IMPORT_TIMEOUT,
+                           keep_outputs=False, stuck="the kernel could not load the grader's bridge in {timeout:.0f} s")
             # 1. The setup, every answer and (where the course runs them) the teaching cells, in order,
             #    before any test calls the learner's code.
             answers = [cell.source for cell in nb.cells if is_answer_cell(cell)]

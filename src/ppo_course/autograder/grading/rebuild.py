@@ -39,6 +39,7 @@ from .contract import (
     nbgrader_meta,
     parse_python,
     python_lines,
+    without_pass_line,
 )
 
 MAX_SUBMISSION_BYTES = 100 * 2**20   # a notebook with its outputs is a few MB at most
@@ -233,7 +234,7 @@ def audit_tests(cells: list[dict], released: nbformat.NotebookNode) -> list[str]
             notes.append(f"test cell {grade_id(test)} duplicated: graded once")
         elif not code:
             notes.append(f"test cell {grade_id(test)} turned into markdown: restored")
-        elif as_code(code[0]).strip() != test.source.strip():
+        elif without_pass_line(as_code(code[0])).strip() != without_pass_line(test.source).strip():
             notes.append(f"test cell {grade_id(test)} edited: restored")
     return notes
 
