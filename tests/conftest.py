@@ -39,7 +39,7 @@ READ_LESSON03_CLASS = {"test_autograder_class.py", "test_cluster_grading.py"}   
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (--dist loadgroup, as ./course.sh test runs it) a module stays on one worker, so its
+    """Under pytest-xdist (./course.sh test -n N --dist loadgroup) a module stays on one worker, so its
     module-scoped fixtures (a graded class, a built site) are made once; the readers of the executed
     notebooks stay together."""
     for item in items:

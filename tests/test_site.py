@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlparse
@@ -86,6 +87,34 @@ def test_the_leak_check_finds_a_hidden_test_line(tmp_path):
     page = tmp_path / "page.html"
     page.write_text(f"<p>Before</p><pre><span>{html.escape(quoted)}</span></pre>")
     assert leaks(readable_text(page), lines) == [quoted], "a page that quotes a hidden test line was not flagged"
+
+
+def test_the_execution_cache_is_trimmed_safely_while_lessons_execute_in_parallel(tmp_path, monkeypatch):
+    """Another reader's record, added but its notebook not yet written, is never deleted; past the limit the
+    oldest go (jupyter-cache's own truncation deleted such a record under -j: a KeyError ended the build)."""
+    cache_main = pytest.importorskip("jupyter_cache.cache.main", reason="the [site] extra is not installed")
+    from jupyter_cache.cache.db import NbCacheRecord
+    from jupyter_cache.base import CacheBundleIn
+
+    sys.path.insert(0, str(REPO / "site" / "_ext"))
+    import course_site
+
+    original = cache_main.JupyterCacheBase.truncate_caches
+    monkeypatch.setattr(cache_main.JupyterCacheBase, "truncate_caches", original)   # restored after the test
+    course_site.setup(types.SimpleNamespace(extensions={}, connect=lambda *args: None))
+    assert cache_main.JupyterCacheBase.truncate_caches is course_site.truncate_caches_in_one_query
+
+    cache = cache_main.JupyterCacheBase(str(tmp_path / "cache"))
+    for number in range(3):
+        notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(f"x = {number}")])
+        cache.cache_notebook_bundle(CacheBundleIn(notebook, f"lesson{number}.ipynb"), check_validity=False)
+    writing = NbCacheRecord.create_record(uri="another-reader.ipynb", hashkey="not-written-yet", db=cache.db)
+    course_site.truncate_caches_in_one_query(cache)
+    assert len(cache.list_cache_records()) == 4, "a record within the limit was deleted"
+    cache.change_cache_limit(2)
+    course_site.truncate_caches_in_one_query(cache)
+    kept = {record.uri for record in cache.list_cache_records()}
+    assert kept == {"lesson2.ipynb", writing.uri}, f"the newest two should stay, not {sorted(kept)}"
 
 
 def test_lesson_pages_carry_no_solution_markers_or_hidden_tests():

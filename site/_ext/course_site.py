@@ -6,6 +6,7 @@
   widget state the execution saved) with a line saying where to run it live. MyST-NB would otherwise
   embed the live widget, which needs a kernel and scripts from a CDN: on a static page it shows nothing.
 - The student notebooks are copied next to their pages, for the download button.
+- The lessons execute in parallel (-j): MyST-NB's execution cache is trimmed in a way that is safe for that.
 """
 from __future__ import annotations
 
@@ -187,7 +188,29 @@ def on_build_finished(app, exception) -> None:
         shutil.copyfile(pages.REPO / repo_path, target)
 
 
+def truncate_caches_in_one_query(cache) -> None:
+    """Delete the cached executions beyond the cache's limit, oldest first, found in one query.
+
+    jupyter-cache 1.0's own ``truncate_caches`` reads the records to keep, then the records to delete, in two
+    queries. With the lessons executing in parallel (-j), a record that another process adds between the two
+    is deleted before its notebook is written ("KeyError: Notebook file does not exist for cache record PK: 4"
+    ended a clean build in a test run), or just after, losing that lesson's execution.
+    """
+    from jupyter_cache.cache.db import NbCacheRecord, session_context
+    from sqlalchemy import desc
+
+    with session_context(cache.db) as session:
+        beyond_limit = [pk for pk, in session.query(NbCacheRecord.pk).order_by(desc("accessed"))
+                        .offset(cache.get_cache_limit()).all()]
+    for pk in beyond_limit:
+        cache.remove_cache(pk)
+
+
 def setup(app):
+    from jupyter_cache.cache.main import JupyterCacheBase
+
+    # Set before Sphinx forks its parallel readers, so each of them truncates the cache this way.
+    JupyterCacheBase.truncate_caches = truncate_caches_in_one_query
     # sphinx-mathjax-offline only sets MathJax's path and copies its files when the build ends, but does not
     # declare itself safe for Sphinx's parallel reading (-j), which it is: the lessons then execute in parallel.
     offline = app.extensions.get("sphinx-mathjax-offline")
