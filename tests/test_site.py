@@ -93,8 +93,8 @@ def test_the_execution_cache_is_trimmed_safely_while_lessons_execute_in_parallel
     """Another reader's record, added but its notebook not yet written, is never deleted; past the limit the
     oldest go (jupyter-cache's own truncation deleted such a record under -j: a KeyError ended the build)."""
     cache_main = pytest.importorskip("jupyter_cache.cache.main", reason="the [site] extra is not installed")
-    from jupyter_cache.cache.db import NbCacheRecord
     from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.cache.db import NbCacheRecord
 
     sys.path.insert(0, str(REPO / "site" / "_ext"))
     import course_site
