@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ppo_course.autograder.commands import collect as collect_module
+from ppo_course.autograder.commands import feedback as feedback_module
 from ppo_course.autograder.commands.cli import main
 from ppo_course.autograder.grading.hidden import authored_text, elided, hidden_failure_message, numbers_in, visible_form
 from ppo_course.autograder.grading.rebuild import SubmissionError, read_submission
@@ -316,6 +317,17 @@ check(f(9.5), "the mask at " + str(9.5) + " and beyond")
 
 def test_the_visible_form_is_what_the_learner_sees():
     assert visible_form(HIDDEN_CELL) == 'assert_close(f(1.0), 2.0, "visible check", "double it")\n'
+
+
+def test_the_page_check_reads_hidden_blocks_as_the_grader_does(tmp_path):
+    """The feedback page's leak check finds the hidden lines wherever the grader finds hidden blocks: an
+    indented marker, or one with words after it, too (the check's own pattern once missed both)."""
+    cell = HIDDEN_CELL.replace("### BEGIN HIDDEN TESTS", "    ### BEGIN HIDDEN TESTS (edge cases)")
+    notebook = tmp_path / "graded.ipynb"
+    notebook.write_text(json.dumps({"cells": [{"cell_type": "code", "source": cell, "metadata": {}}]}))
+    found = feedback_module.hidden_lines(notebook)
+    assert "got = f(7.25)" in found and not any("HIDDEN TESTS" in line for line in found), found
+    assert "visible check" not in " ".join(found), "a visible line is not hidden"
 
 
 @pytest.mark.parametrize("line, shown", [

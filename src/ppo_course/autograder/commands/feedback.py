@@ -18,11 +18,12 @@ from pathlib import Path
 import nbformat
 
 from ..errors import CourseError
+from ..grading.hidden import BEGIN, END, visible_form
+from ..grading.hidden import hidden_lines as hidden_line_numbers
 from .folder import Course
 from .page import feedback_page, without_hidden_tests
 
 MAX_PAGE_CHARS = 8 * 2**20   # a feedback page's bound (see the instructor guide): no submission makes one larger
-HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)
 TAG = re.compile(r"<[^>]+>")
 
 
@@ -38,10 +39,14 @@ def hidden_lines(notebook_path: Path) -> list[str]:
     reveals nothing; every other line of 12 characters or more must not appear on a feedback page.
     """
     cells = json.loads(notebook_path.read_text())["cells"]
-    text = "\n".join("".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells)
-    shown = normal(HIDDEN.sub("", text))
-    return [line.strip() for block in HIDDEN.findall(text) for line in block.splitlines()
-            if len(line.strip()) > 12 and normal(line) not in shown]
+    sources = ["".join(c["source"]) if isinstance(c["source"], list) else c["source"] for c in cells]
+    shown = normal("\n".join(visible_form(source) for source in sources))
+    hidden = []
+    for source in sources:
+        numbers = hidden_line_numbers(source)   # the grader's own reading of the hidden blocks
+        hidden += [line.strip() for number, line in enumerate(source.splitlines(), start=1)
+                   if number in numbers and BEGIN not in line and END not in line]
+    return [line for line in hidden if len(line) > 12 and normal(line) not in shown]
 
 
 def visible_text(page: str) -> str:
