@@ -2,9 +2,13 @@
 matching, and one-line errors for bad command lines."""
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import subprocess
 import sys
+import threading
+import time
 import zipfile
 
 import nbformat
@@ -81,6 +85,46 @@ def test_rebuild_keeps_the_course_cells_and_only_takes_answers():
         "test cells restored, scratch cells dropped")
     assert sum("edited: restored" in note for note in rebuilt.notes) == 3, (
         f"each of the 3 test cells replaced by `pass` must be noted as 'edited: restored': {rebuilt.notes}")
+
+
+@contextlib.contextmanager
+def threads_switching_inside_every_parse():
+    """Garbage collection on every 50th allocation, and a Python callback at each that lets another thread
+    run: the GIL then changes hands in the middle of building a syntax tree, as it did, rarely, in a class."""
+    callback = lambda phase, info: time.sleep(0) if phase == "start" else None   # noqa: E731
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
+    gc.callbacks.append(callback)
+    gc.set_threshold(50)
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        gc.callbacks.remove(callback)
+        gc.set_threshold(*threshold)
+        sys.setswitchinterval(interval)
+
+
+def test_submissions_rebuilt_in_threads_at_once_all_parse():
+    """CPython 3.11's AST builder shares its recursion count between threads: two parses at once failed one
+    with "SystemError: AST constructor recursion depth mismatch" and the submission was graded as an error
+    (the grade command rebuilds in threads). Every parse goes through syntax.parse, one at a time."""
+    data = nbformat.writes(submission(LESSON, solution_answers(LESSON))).encode()
+    failures = []
+
+    def rebuild_some():
+        for _ in range(2):
+            try:
+                rebuild(data, RELEASED, CONTRACT)
+            except Exception as error:  # noqa: BLE001 - collected, then reported
+                failures.append(f"{type(error).__name__}: {error}")
+
+    with threads_switching_inside_every_parse():
+        threads = [threading.Thread(target=rebuild_some) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == [], f"a rebuild failed while other threads rebuilt: {failures[:3]}"
 
 
 def make_zip(path, entries: dict[str, bytes]):

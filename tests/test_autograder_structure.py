@@ -12,7 +12,7 @@ from ppo_course.autograder.grading import bundle
 from ppo_course.autograder.grading.job import Job, Limits, NotebookJob, OutcomeFile
 
 PACKAGE = Path(bundle.__file__).resolve().parents[1]   # src/ppo_course/autograder
-LAYERS = {"errors": 0, "text": 0, "bridge": 1, "sandbox": 2, "grading": 3, "commands": 4, "__main__": 5,
+LAYERS = {"errors": 0, "text": 0, "syntax": 0, "bridge": 1, "sandbox": 2, "grading": 3, "commands": 4, "__main__": 5,
           "__init__": 5}
 
 

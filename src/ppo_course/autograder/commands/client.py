@@ -22,7 +22,7 @@ from typing import Callable
 
 from ..errors import CourseError
 from ..grading.bundle import Bundle, prepare
-from ..grading.contract import is_setup_cell, is_test_cell, parse_python, python_lines
+from ..grading.contract import is_setup_cell, is_test_cell, python_lines
 from ..grading.grade import (
     GRADED,
     ISOLATION,
@@ -37,6 +37,7 @@ from ..grading.grade import (
 from ..grading.job import Limits
 from ..grading.supervise import WORKERS, worker_context
 from ..sandbox.bubblewrap import SandboxUnavailable, probe
+from ..syntax import parse_python
 from ..text import printable
 from .collect import downloads
 from .folder import Course, pick_submission

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CourseError
-from ..grading.contract import Contract, Exercise, grade_id, parse_python, read_contract
+from ..grading.contract import Contract, Exercise, grade_id, read_contract
 from ..grading.hidden import visible_form
 from ..grading.rebuild import is_stub
+from ..syntax import parse_python
 from ..text import printable, read_csv
 from .collect import student_names
 from .folder import Course

@@ -36,7 +36,8 @@ import tokenize
 from dataclasses import dataclass, field
 from itertools import combinations
 
-from ..grading.contract import bound_names, parse_python, python_lines
+from ..grading.contract import bound_names, python_lines
+from ..syntax import parse_python
 
 K = 5          # tokens per k-gram
 WINDOW = 4     # k-grams per winnowing window: any shared run of K + WINDOW - 1 = 8 tokens is found

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import nbformat
 
+from ..syntax import parse_python
+
 FENCE = re.compile(r"^\s*```[\w+-]*\s*$", re.MULTILINE)
 SETUP_TAG = "setup"
 IN_GRADER, IN_KERNEL = "grader", "kernel"
@@ -164,15 +166,6 @@ def without_pass_line(source: str) -> str:
 def python_lines(source: str) -> str:
     """A cell without its IPython magics and shell escapes (the grader runs plain Python)."""
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
-
-
-def parse_python(source: str) -> ast.Module | None:
-    """A learner's code as a syntax tree, or None however it fails to parse (a syntax error, a null byte,
-    nesting deeper than the parser takes)."""
-    try:
-        return ast.parse(source)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None
 
 
 def defined_names(source: str) -> tuple[str, ...]:

@@ -51,7 +51,8 @@ from ..bridge.peer import Peer
 from ..bridge.wire import PLAIN_ERRORS, LearnerError, PeerGone, PeerTimeout, ProtocolError, send_frame
 from ..sandbox.bubblewrap import BRIDGE_PACKAGE, KernelLayout
 from ..sandbox.kernel import INTERRUPT_GRACE, KernelLost, LearnerKernel
-from .contract import is_answer_cell, is_manual_cell, is_setup_cell, is_test_cell, parse_python, python_lines
+from ..syntax import parse_python
+from .contract import is_answer_cell, is_manual_cell, is_setup_cell, is_test_cell, python_lines
 from .hidden import failing_line, has_hidden_tests, hidden_failure_message, hidden_lines, numbers_in, visible_form
 from .job import Job, OutcomeFile
 

@@ -21,6 +21,8 @@ import ast
 import re
 import traceback
 
+from ..syntax import parse_python
+
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS[^\n]*\n.*?^[ \t]*### END HIDDEN TESTS[^\n]*(\n|$)",
                           re.MULTILINE | re.DOTALL)
@@ -71,9 +73,8 @@ def failing_line(error: BaseException, filename: str, hidden: set[int]) -> int |
 
 def authored_text(source: str, line: int) -> str:
     """What the test's author wrote as the message of the check at ``line``, interpolations elided."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    tree = parse_python(source)
+    if tree is None:
         return ""
     statements = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and n.lineno <= line <= (n.end_lineno or 0)
                   and not isinstance(n, (ast.With, ast.For, ast.While, ast.If, ast.Try, ast.FunctionDef,

@@ -4,7 +4,8 @@ from __future__ import annotations
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
-from .contract import is_test_cell, parse_python, python_lines, read_notebook_contract
+from ..syntax import parse_python
+from .contract import is_test_cell, python_lines, read_notebook_contract
 from .hidden import has_hidden_tests, visible_form
 
 

@@ -16,12 +16,14 @@ import compileall
 import shutil
 from pathlib import Path
 
+from ..syntax import parse
+
 GRADING_STUB_MESSAGE = "is the course's reference, which is not available while your work is graded"
 
 
 def stubbed_source(source: str, names: set[str], module: str) -> tuple[str, list[str]]:
     """``source`` with the body of each top-level def/class in ``names`` replaced by a raise."""
-    tree = ast.parse(source)
+    tree = parse(source)
     lines = source.splitlines(keepends=True)
     found = []
     for node in sorted((n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
