@@ -364,9 +364,16 @@ def test_one_students_broken_files_never_fail_feedback_or_export(tmp_path, capsy
         if notebook:
             (folder / f"{LESSON}.ipynb").write_text(notebook)
             (folder / "gradebook.db").write_bytes(b"")
+    failed = course / "autograded" / "failed" / LESSON   # a grading that failed: its page says so
+    failed.mkdir(parents=True)
+    (failed / "result.json").write_text(json.dumps({
+        "student": "failed", "lesson": LESSON, "status": "error", "message": "the grader exited with status 1",
+        "notes": [], "review": [], "scores": {}, "max": 10.0, "total": 0.0}))
     code, out, err = run(["feedback", "--course", course, "--jobs", "1"], capsys)
     assert code == 0, err
     assert "scores only" in err and "broken" in err, err
+    assert "wrote the feedback of 2 submission(s)" in out and "failed" not in err, (out, err)
+    assert (course / "feedback" / "failed" / LESSON / f"{LESSON}.html").is_file()
     page = (course / "feedback" / "broken" / LESSON / f"{LESSON}.html").read_text()
     assert "Score: 4 / 10" in page and "could not be made" in page, page
     code, out, err = run(["export", "--course", course], capsys)

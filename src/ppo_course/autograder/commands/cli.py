@@ -286,8 +286,10 @@ def run_feedback(args: argparse.Namespace) -> int:
 
     course = open_course(args.course)
     rows = feedback(course, graded(course, args.assignments), args.jobs)
-    failures = [row for row in rows if row[2].startswith(("error", "fallback"))]
-    print(f"wrote the feedback of {sum(not row[2].startswith('error') for row in rows)} submission(s) under "
+    # (a row holds the record's status, e.g. "error" for a grading that failed, whose page says so, or
+    # "error: why" when no page could be written, or "fallback: why" when only the scores page was)
+    failures = [row for row in rows if row[2].startswith(("error: ", "fallback: "))]
+    print(f"wrote the feedback of {sum(not row[2].startswith('error: ') for row in rows)} submission(s) under "
           f"{course.feedback}" + (f"; {len(failures)} need a look (below)" if failures else ""))
     for assignment, student, message in failures:   # one student's problem never fails the class's command
         kind = "scores only" if message.startswith("fallback") else "NOT WRITTEN"
