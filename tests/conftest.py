@@ -48,6 +48,27 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+def pytest_collection_finish(session):
+    """The notebooks the chosen readers of executed notebooks will ask for (after -k and -m have chosen)
+    are run together, when the first is asked for (``notebook_execution.WANTED``)."""
+    import notebook_execution
+
+    notebook_execution.WANTED[:] = [notebook for item in session.items if item.path.name in READ_EXECUTED_NOTEBOOKS
+                                    for notebook in notebooks_in_parameters(item)]
+
+
+def notebooks_in_parameters(item) -> list[Path]:
+    """The notebooks a test's parameters name: a notebook, a lesson's folder name, or a lesson's prediction."""
+    found = []
+    for value in getattr(getattr(item, "callspec", None), "params", {}).values():
+        lesson = getattr(value, "lesson", value)
+        if isinstance(value, Path) and value.suffix == ".ipynb":
+            found.append(value)
+        elif isinstance(lesson, str) and (SOLUTIONS / lesson).is_dir():
+            found.append(lesson_notebook(lesson))
+    return found
+
+
 def notebooks(folder: Path) -> list[Path]:
     return sorted(folder.glob("*/*.ipynb"))
 

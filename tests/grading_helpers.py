@@ -4,8 +4,6 @@ Used by the grading tests of every lesson, and (``stock_autograde``) by the exec
 """
 from __future__ import annotations
 
-import atexit
-import functools
 import re
 import shutil
 import tempfile
@@ -61,9 +59,16 @@ class StockRun:
     notebook: nbformat.NotebookNode
 
 
-@functools.lru_cache(maxsize=None)
 def stock_autograde(lesson: str) -> StockRun:
-    """Grade the reference answers of ``lesson`` with stock nbgrader, once per test run.
+    """Stock nbgrader's grading of the reference answers of ``lesson``, once per test run (with the other
+    notebooks the run's tests read: ``notebook_execution.run_of``)."""
+    from notebook_execution import run_of
+
+    return run_of(lesson_notebook(lesson))
+
+
+def stock_autograde_now(lesson: str) -> StockRun:
+    """Grade the reference answers of ``lesson`` with stock nbgrader.
 
     The submission is today's release of solutions/ (the shared release cache's, RELEASE_CACHE) with the
     reference answers typed in, so the notebook nbgrader runs is the solution notebook itself (its hidden
@@ -75,27 +80,29 @@ def stock_autograde(lesson: str) -> StockRun:
 
     release = cached_release(lesson, SOLUTIONS, RELEASE_CACHE)
     root = Path(tempfile.mkdtemp(prefix=f"stock-{lesson[:2]}-"))
-    atexit.register(shutil.rmtree, root, True)
-    shutil.copytree(SOLUTIONS / lesson, root / "source" / lesson)   # (nbgrader copies its data files from here)
-    shutil.copy(release / "gradebook.db", root / "gradebook.db")
-    name = lesson_notebook(lesson).name
-    nb = nbformat.read(release / "release" / lesson / name, as_version=4)
-    answers = solution_answers(lesson)
-    for cell in nb.cells:
-        if grade_id(cell) in answers:
-            cell.source = answers[grade_id(cell)]
-    folder = root / "submitted" / "perfect" / lesson
-    folder.mkdir(parents=True)
-    nbformat.write(nb, folder / name)
-    config = nbgrader_config(root)
-    config.Execute.timeout = CELL_TIMEOUT_S
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-    result = api.autograde(lesson, "perfect", create=True)
-    assert result["success"], result.get("error") or result.get("log")
-    with Gradebook(config.CourseDirectory.db_url) as gradebook:
-        graded = gradebook.find_submission_notebook(Path(name).stem, lesson, "perfect")
-        scores = {g.name: g.score for g in graded.grades}
-    return StockRun(scores, nbformat.read(root / "autograded" / "perfect" / lesson / name, as_version=4))
+    try:  # (a pool process ends without running atexit)
+        shutil.copytree(SOLUTIONS / lesson, root / "source" / lesson)   # (nbgrader copies its data files from here)
+        shutil.copy(release / "gradebook.db", root / "gradebook.db")
+        name = lesson_notebook(lesson).name
+        nb = nbformat.read(release / "release" / lesson / name, as_version=4)
+        answers = solution_answers(lesson)
+        for cell in nb.cells:
+            if grade_id(cell) in answers:
+                cell.source = answers[grade_id(cell)]
+        folder = root / "submitted" / "perfect" / lesson
+        folder.mkdir(parents=True)
+        nbformat.write(nb, folder / name)
+        config = nbgrader_config(root)
+        config.Execute.timeout = CELL_TIMEOUT_S
+        api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+        result = api.autograde(lesson, "perfect", create=True)
+        assert result["success"], result.get("error") or result.get("log")
+        with Gradebook(config.CourseDirectory.db_url) as gradebook:
+            graded = gradebook.find_submission_notebook(Path(name).stem, lesson, "perfect")
+            scores = {g.name: g.score for g in graded.grades}
+        return StockRun(scores, nbformat.read(root / "autograded" / "perfect" / lesson / name, as_version=4))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def hidden_test_lines(lesson: str) -> list[str]:
