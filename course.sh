@@ -71,7 +71,14 @@ case "$cmd" in
     test)
         make_venv .venv-dev "$DEV_EXTRAS"
         install_debian_tools
-        PATH="$PWD/.venv-dev/bin:$PATH" exec .venv-dev/bin/python -m pytest "$@"
+        # Two pytest-xdist workers: the sandboxed gradings run one after another on one of them while the
+        # rest of the suite runs on the other (tests/conftest.py: worker_group). Your own -n (-n 0: none),
+        # or --pdb, replaces this.
+        workers=(-n 2 --dist loadgroup)
+        for arg in "$@"; do
+            case "$arg" in -n|-n[0-9]*|--numprocesses*|--pdb|--trace|no:xdist) workers=() ;; esac
+        done
+        PATH="$PWD/.venv-dev/bin:$PATH" exec .venv-dev/bin/python -m pytest "${workers[@]}" "$@"
         ;;
     site)
         # Same environment as the tests (the site's test builds it too); options go to site/build.py

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
 import shutil
 import sys
@@ -35,17 +36,34 @@ RELEASE_CACHE = Path(os.environ["PPO_TEST_RELEASE_CACHE"])
 # grading_helpers.stock_autograde, cached per process): with pytest-xdist they share one worker.
 READ_EXECUTED_NOTEBOOKS = {"test_notebooks.py", "test_prose_numbers.py", "test_predictions.py",
                            "test_grading_round_trips.py"}
-READ_LESSON03_CLASS = {"test_autograder_class.py", "test_cluster_grading.py"}   # lesson03_class.graded_class_once
+# Modules that grade in the sandbox: with pytest-xdist they run one after another on one worker, as they do
+# without it (each grades with two processes at a time, and some time what they grade), and share the
+# classes graded once per process (lesson03_class.graded_class_once).
+SANDBOXED_GRADING = {"test_any_course.py", "test_autograder_class.py", "test_class_report.py",
+                     "test_cluster_grading.py", "test_feedback_pages.py", "test_grading_every_lesson.py",
+                     "test_grading_namespace.py", "test_hostile_class.py", "test_hostile_doors.py", "test_sandbox.py"}
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (./course.sh test -n N --dist loadgroup) a module stays on one worker, so its
-    module-scoped fixtures (a graded class, a built site) are made once; the readers of the executed
-    notebooks stay together."""
-    for item in items:
-        group = ("executed-notebooks" if item.path.name in READ_EXECUTED_NOTEBOOKS
-                 else "lesson03-class" if item.path.name in READ_LESSON03_CLASS else item.path.name)
-        item.add_marker(pytest.mark.xdist_group(group))
+def worker_group(module: str) -> str:
+    """The tests pytest-xdist keeps on one worker: a module's (its module-scoped fixtures, a graded class or a
+    built site, are made once), or one of the groups above."""
+    return ("executed-notebooks" if module in READ_EXECUTED_NOTEBOOKS
+            else "sandboxed-grading" if module in SANDBOXED_GRADING else module)
+
+
+if importlib.util.find_spec("xdist"):
+    def pytest_xdist_make_scheduler(config, log):
+        """``-n N --dist loadgroup`` spreads ``worker_group``s over the workers. (pytest-xdist's own loadgroup
+        reads groups from test ids it rewrites, which pytest 9.2 no longer lets it do: pytest-xdist#1386.)"""
+        if config.getvalue("dist") != "loadgroup":
+            return None
+        from xdist.scheduler import LoadScopeScheduling
+
+        class CourseGroups(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return worker_group(Path(nodeid.split("::")[0]).name)
+
+        return CourseGroups(config, log)
 
 
 def pytest_collection_finish(session):
