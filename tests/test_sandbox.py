@@ -14,12 +14,13 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from queue import Empty
 
 import psutil
 import pytest
 
 from ppo_course.autograder.sandbox.bubblewrap import KernelLayout, SandboxLimits
-from ppo_course.autograder.sandbox.kernel import KernelLost, LearnerKernel
+from ppo_course.autograder.sandbox.kernel import KernelLost, LearnerKernel, wait_until_ready
 from ppo_course.autograder.sandbox.package import build_stubbed_package
 
 import hostile
@@ -69,6 +70,42 @@ def run(kernel: LearnerKernel, code: str, timeout: float = 60) -> str:
         elif output.output_type == "error":
             text += f"ERROR {output.ename}: {output.evalue}\n"
     return text
+
+
+class SlowJoiningKernel:
+    """A kernel client whose IOPub subscription reaches the kernel only after its third request: it answers
+    every kernel_info on the shell channel, but publishes nothing we can see before then."""
+
+    def __init__(self):
+        self.requests, self.replies = 0, 0
+
+    def kernel_info(self):
+        self.requests += 1
+        self.replies += 1
+
+    def get_shell_msg(self, timeout):
+        if not self.replies:
+            raise Empty
+        self.replies -= 1
+        return {"msg_type": "kernel_info_reply"}
+
+    def get_iopub_msg(self, timeout):
+        if self.requests < 3 or self.published:
+            raise Empty
+        self.published = True
+        return {"msg_type": "status"}
+
+    published = False
+
+
+def test_a_kernel_is_ready_only_once_its_iopub_is_heard():
+    """Under load a kernel answered on the shell channel before our IOPub subscription reached it: the first
+    cell's outputs and its end were lost, and the cell was declared stuck after its time limit (two tests
+    here failed that way on two workers). Ready means a reply and an IOPub message."""
+    client = SlowJoiningKernel()
+    wait_until_ready(client, lambda: None, timeout=30)
+    assert client.requests == 3 and client.published, (
+        f"ready after {client.requests} kernel_info request(s), IOPub heard: {client.published}")
 
 
 def test_it_sees_the_runtime_and_its_home_and_nothing_else(kernel, tmp_path):

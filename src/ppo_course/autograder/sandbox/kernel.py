@@ -99,17 +99,7 @@ class LearnerKernel:
         client.load_connection_info(json.loads(connection.read_text()) | {"ip": str(sockets / "k")})
         client.start_channels()
         self.client = client
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            self.check_alive()
-            client.kernel_info()
-            try:
-                client.get_shell_msg(timeout=1.0)
-                break
-            except Empty:
-                if time.monotonic() > deadline:
-                    raise KernelLost("crashed", f"the kernel did not start within {ready_timeout:.0f} s") from None
-        _drain(client)
+        wait_until_ready(client, self.check_alive, ready_timeout)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(str(sockets / "bridge.sock"))   # where bridge.serve connects, in the kernel's folder
         self.listener.listen(1)
@@ -278,6 +268,25 @@ def _sandbox_pid(info, timeout: float) -> int | None:
         return int(json.loads(data[: data.index(b"}") + 1])["child-pid"])
     except (ValueError, KeyError):
         return None
+
+
+def wait_until_ready(client, check_alive, timeout: float) -> None:
+    """Ask for the kernel's info until both its reply and a message on IOPub arrive. A reply alone is not
+    enough: until the kernel's IOPub has taken our subscription (ZeroMQ's slow joiner, slower on a loaded
+    machine), what it publishes is lost, and a cell whose end we then never saw would be declared stuck.
+    (jupyter_client's own wait_for_ready checks IOPub the same way.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        check_alive()
+        client.kernel_info()
+        try:
+            client.get_shell_msg(timeout=1.0)
+            client.get_iopub_msg(timeout=0.5)   # the kernel's status for that request
+            break
+        except Empty:
+            if time.monotonic() > deadline:
+                raise KernelLost("crashed", f"the kernel did not start within {timeout:.0f} s") from None
+    _drain(client)
 
 
 def _drain(client: BlockingKernelClient) -> None:
