@@ -115,3 +115,16 @@ def test_the_release_cache_key_changes_with_any_part_of_the_pipeline(tmp_path, m
         part.write_text(original)
     (lesson / "data.json").write_text("[]")
     assert bundle.release_digest(lesson) != before, "a change to the lesson's folder must be a new release"
+
+
+def test_every_module_that_grades_in_the_sandbox_shares_the_grading_worker():
+    """Under pytest-xdist the sandboxed gradings run one after another on one worker (conftest.worker_group):
+    a new module that asks for the ``sandbox`` fixture must join them, not grade beside them."""
+    from conftest import SANDBOXED_GRADING, worker_group
+
+    tests = Path(__file__).parent
+    grading = {path.name for path in tests.glob("test_*.py")
+               if any(isinstance(node, ast.FunctionDef) and any(arg.arg == "sandbox" for arg in node.args.args)
+                      for node in ast.walk(ast.parse(path.read_text())))}
+    assert grading and grading <= SANDBOXED_GRADING, sorted(grading - SANDBOXED_GRADING)
+    assert {worker_group(name) for name in SANDBOXED_GRADING} == {"sandboxed-grading"}
