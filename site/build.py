@@ -54,11 +54,15 @@ def build(out: Path, clean: bool = False, quiet: bool = False) -> Path:
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
     os.environ.pop("MPLBACKEND", None)  # the lessons choose their backend
     html = out / "html"
-    # Sphinx reads the pages in one batch per process, and a batch's lessons execute one after another:
-    # with -j 2 four lessons fell in one batch while the other core idled. Four processes or more spread them.
-    processes = max(4, os.cpu_count() or 1)
-    argv = ["-b", "html", "-c", str(SITE), "-d", str(out / "doctrees"), "-j", str(processes),
-            "-D", f"nb_execution_cache_path={out / '.jupyter_cache'}", "--fail-on-warning", "--keep-going",
+    # MyST-NB's execution cache is created here, before Sphinx's parallel readers start: each of them
+    # created its database on first use, and two at once failed a clean build ("table settings already exists").
+    from jupyter_cache.cache.db import create_db
+
+    cache = out / ".jupyter_cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    create_db(cache).dispose()
+    argv = ["-b", "html", "-c", str(SITE), "-d", str(out / "doctrees"), "-j", "auto",
+            "-D", f"nb_execution_cache_path={cache}", "--fail-on-warning", "--keep-going",
             *(["-q"] if quiet else []), str(source), str(html)]
     status = build_main(argv)
     if status != 0:
