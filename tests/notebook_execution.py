@@ -51,21 +51,33 @@ _RUNS: dict[Path, object] = {}   # notebook -> its one run (``run_of``)
 
 def run_of(notebook: Path):
     """``notebook``'s one run in this test session: stock nbgrader grading the reference answers for a
-    solution notebook (``grading_helpers.StockRun``), an nbclient execution of a copy for any other."""
+    solution notebook (``grading_helpers.StockRun``), an nbclient execution of a copy for any other.
+    A run that failed raises its error for the tests of that notebook only, and is not run again."""
     if notebook not in _RUNS:
         batch = [notebook, *(n for n in dict.fromkeys(WANTED) if n != notebook and n not in _RUNS)]
-        if len(batch) == 1:
-            _RUNS[notebook] = run_now(notebook)
+        if len(batch) == 1:   # (no process to start for one)
+            try:
+                _RUNS[notebook] = run_now(notebook)
+            except Exception as error:  # noqa: BLE001 - kept, and raised below, as a pool's would be
+                _RUNS[notebook] = error
         else:
             with ProcessPoolExecutor(min(AT_ONCE, len(batch)), mp_context=multiprocessing.get_context("spawn")) as pool:
-                _RUNS.update(zip(batch, pool.map(run_now, batch)))
-    return _RUNS[notebook]
+                futures = {n: pool.submit(run_now, n) for n in batch}
+                _RUNS.update({n: future.exception() or future.result() for n, future in futures.items()})
+    run = _RUNS[notebook]
+    if isinstance(run, BaseException):
+        raise run
+    return run
+
+
+def is_solution(notebook: Path) -> bool:
+    return notebook.parent.parent == SOLUTIONS
 
 
 def run_now(notebook: Path):
     from grading_helpers import stock_autograde_now
 
-    if notebook.parent.parent == SOLUTIONS:
+    if is_solution(notebook):
         return stock_autograde_now(notebook.parent.name)
     folder = Path(tempfile.mkdtemp(prefix="executed-"))
     try:
@@ -83,7 +95,7 @@ def executed_copy(notebook: Path) -> nbformat.NotebookNode:
     tests and the prose-number tests.
     """
     run = run_of(notebook)
-    return run.notebook if notebook.parent.parent == SOLUTIONS else run
+    return run.notebook if is_solution(notebook) else run
 
 
 def outcomes_of(nb: nbformat.NotebookNode) -> list[CellOutcome]:

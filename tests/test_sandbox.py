@@ -77,7 +77,7 @@ class SlowJoiningKernel:
     every kernel_info on the shell channel, but publishes nothing we can see before then."""
 
     def __init__(self):
-        self.requests, self.replies = 0, 0
+        self.requests, self.replies, self.published = 0, 0, False
 
     def kernel_info(self):
         self.requests += 1
@@ -94,8 +94,6 @@ class SlowJoiningKernel:
             raise Empty
         self.published = True
         return {"msg_type": "status"}
-
-    published = False
 
 
 def test_a_kernel_is_ready_only_once_its_iopub_is_heard():
